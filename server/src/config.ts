@@ -1,0 +1,174 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { parseByteSize } from './units/byte-size.js';
+import { parseDuration } from './units/duration.js';
+
+/** The environment variables the server understands; main.ts hands process.env to parseConfig. */
+export type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const STORAGE_KINDS = ['file'] as const;
+export type StorageKind = (typeof STORAGE_KINDS)[number];
+
+/** 2 GiB: the product's promise, and the default `MAX_UPLOAD_SIZE`. */
+export const DEFAULT_MAX_UPLOAD_SIZE = 2 * 1024 ** 3;
+
+const byteSize = (example: string) =>
+  z.string().transform((value, ctx) => {
+    const bytes = parseByteSize(value);
+    if (bytes === undefined) {
+      ctx.addIssue({ code: 'custom', message: `expected a size in bytes such as ${example}, got "${value}"` });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+const duration = (example: string, { allowZero }: { allowZero: boolean }) =>
+  z.string().transform((value, ctx) => {
+    const ms = parseDuration(value);
+    if (ms === undefined || (!allowZero && ms === 0)) {
+      const zero = allowZero ? ', or 0 to disable' : '';
+      ctx.addIssue({ code: 'custom', message: `expected a duration with a unit such as ${example}${zero}, got "${value}"` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const boolean = z.enum(['true', 'false', '1', '0', 'yes', 'no'], {
+  error: (issue) => `expected true or false, got "${String(issue.input)}"`,
+}).transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+/**
+ * The raw schema: one entry per environment variable, with its default.
+ * Keep the README's configuration table in step with this list.
+ */
+const envSchema = z.object({
+  /** TCP port to listen on; 0 picks a free one. @default 8080 */
+  PORT: z
+    .string()
+    .transform((value, ctx) => {
+      const port = Number(value);
+      if (!/^\d+$/.test(value) || port > 65535) {
+        ctx.addIssue({ code: 'custom', message: `expected a port number from 0 to 65535, got "${value}"` });
+        return z.NEVER;
+      }
+      return port;
+    })
+    .default(8080),
+  /** Interface to bind. @default 0.0.0.0 */
+  HOST: z.string().min(1, 'expected a host name or IP address').default('0.0.0.0'),
+  /** URL path the tus endpoint is mounted at: POST creates there, uploads live below it. @default /files/ */
+  TUS_PATH: z.string().default('/files/').refine((p) => /^\/[A-Za-z0-9._~\-/]*$/.test(p) && !p.includes('//'), {
+    message: 'expected an absolute URL path such as /files/',
+  }),
+  /** Directory for uploads with the file storage. @default ./data/uploads */
+  STORAGE_DIR: z.string().min(1, 'expected a directory path').default('./data/uploads'),
+  /** Storage kind. @default file */
+  STORAGE: z.enum(STORAGE_KINDS, { error: `expected one of: ${STORAGE_KINDS.join(', ')}` }).default('file'),
+  /** Largest upload accepted, in bytes (units such as 2GiB or 500MB are accepted). @default 2147483648 */
+  MAX_UPLOAD_SIZE: byteSize('2147483648 or 2GiB')
+    .refine((n) => n > 0, 'expected a size above 0 bytes')
+    .default(DEFAULT_MAX_UPLOAD_SIZE),
+  /** How long an unfinished upload lives after creation; 0 keeps them forever. @default 24h */
+  UPLOAD_EXPIRY: duration('24h or 90m', { allowZero: true }).default(24 * 3600_000),
+  /** How often expired unfinished uploads are swept away. @default 5m */
+  EXPIRY_SWEEP_INTERVAL: duration('5m or 30s', { allowZero: false }).default(5 * 60_000),
+  /** Browser origins allowed by CORS, comma separated, or * for any. @default * */
+  CORS_ORIGINS: z.string().default('*').transform((value, ctx) => {
+    const origins = value.split(',').map((o) => o.trim()).filter(Boolean);
+    if (origins.length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'expected * or a comma-separated list of origins such as https://app.example.com' });
+      return z.NEVER;
+    }
+    if (origins.includes('*')) return '*' as const;
+    for (const origin of origins) {
+      if (!/^https?:\/\/[^/\s]+$/.test(origin)) {
+        ctx.addIssue({ code: 'custom', message: `expected origins like https://app.example.com (scheme and host, no path), got "${origin}"` });
+        return z.NEVER;
+      }
+    }
+    return origins;
+  }),
+  /** pino log level. @default info */
+  LOG_LEVEL: z.enum(LOG_LEVELS, { error: `expected one of: ${LOG_LEVELS.join(', ')}` }).default('info'),
+  /** How long shutdown waits for in-flight requests before exiting. @default 30s */
+  SHUTDOWN_TIMEOUT: duration('30s', { allowZero: false }).default(30_000),
+  /** An upload request that sends no byte for this long is ended; what arrived is kept. @default 60s */
+  IDLE_TIMEOUT: duration('60s', { allowZero: false }).default(60_000),
+  /** Trust X-Forwarded-Host/-Proto and Forwarded from a reverse proxy when building upload URLs. @default false */
+  TRUST_PROXY: boolean.default(false),
+});
+
+type Defaults<T> = { [K in keyof T]: T[K] };
+
+export type Config = Readonly<{
+  server: Readonly<{ port: number; host: string; idleTimeoutMs: number; shutdownTimeoutMs: number; trustProxy: boolean }>;
+  tus: Readonly<{
+    /** Always ends without a slash: "/files". Upload URLs are `${path}/${id}`. */
+    path: string;
+    maxUploadSize: number;
+    /** 0 means unfinished uploads never expire. */
+    uploadExpiryMs: number;
+    expirySweepIntervalMs: number;
+  }>;
+  storage: Readonly<{ kind: 'file'; directory: string }>;
+  cors: Readonly<{ origins: '*' | readonly string[] }>;
+  log: Readonly<{ level: LogLevel }>;
+}>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/**
+ * Parses the environment once into a typed, frozen Config. Pure: it reads only `env`.
+ * Empty strings count as unset, so `PORT= npm start` falls back to the default.
+ * Throws ConfigError naming every wrong variable and what was expected.
+ */
+export function parseConfig(env: Env, cwd = process.cwd()): Config {
+  const present: Record<string, string> = {};
+  for (const key of Object.keys(envSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value.trim() !== '') present[key] = value.trim();
+  }
+  const result = envSchema.safeParse(present);
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`));
+  }
+  const e: Defaults<z.output<typeof envSchema>> = result.data;
+  const tusPath = e.TUS_PATH.replace(/\/+$/, '');
+  if (tusPath === '') {
+    throw new ConfigError(['TUS_PATH: expected a path below the root such as /files/, not "/"']);
+  }
+  return deepFreeze({
+    server: {
+      port: e.PORT,
+      host: e.HOST,
+      idleTimeoutMs: e.IDLE_TIMEOUT,
+      shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
+      trustProxy: e.TRUST_PROXY,
+    },
+    tus: {
+      path: tusPath,
+      maxUploadSize: e.MAX_UPLOAD_SIZE,
+      uploadExpiryMs: e.UPLOAD_EXPIRY,
+      expirySweepIntervalMs: e.EXPIRY_SWEEP_INTERVAL,
+    },
+    storage: { kind: e.STORAGE, directory: path.resolve(cwd, e.STORAGE_DIR) },
+    cors: { origins: e.CORS_ORIGINS },
+    log: { level: e.LOG_LEVEL },
+  });
+}

@@ -1,0 +1,54 @@
+/**
+ * The one catalogue of errors the server answers with. Bodies follow tusd's
+ * `ERR_CODE: message` shape so clients and operators can match on a stable code.
+ */
+export const ERROR_CODES = {
+  ERR_UNSUPPORTED_VERSION: 412,
+  ERR_INVALID_CONTENT_TYPE: 415,
+  ERR_INVALID_UPLOAD_LENGTH: 400,
+  ERR_INVALID_OFFSET: 400,
+  ERR_INVALID_UPLOAD_METADATA: 400,
+  ERR_INVALID_REQUEST: 400,
+  ERR_CONTENT_LENGTH_REQUIRED: 411,
+  ERR_UNSUPPORTED_EXTENSION: 400,
+  ERR_UPLOAD_NOT_FOUND: 404,
+  ERR_UPLOAD_GONE: 410,
+  ERR_UPLOAD_NOT_FINISHED: 409,
+  ERR_MISMATCHED_OFFSET: 409,
+  ERR_UPLOAD_LOCKED: 423,
+  ERR_UPLOAD_INTERRUPTED: 400,
+  ERR_INVALID_TERMINATION: 400,
+  ERR_MAX_SIZE_EXCEEDED: 413,
+  ERR_UPLOAD_SIZE_EXCEEDED: 413,
+  ERR_RANGE_NOT_SATISFIABLE: 416,
+  ERR_METHOD_NOT_ALLOWED: 405,
+  ERR_NOT_FOUND: 404,
+  ERR_SERVER_SHUTTING_DOWN: 503,
+  ERR_STORAGE_UNAVAILABLE: 503,
+  ERR_INTERNAL_SERVER_ERROR: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** An error meant for the client: its code, status and message are safe to show. */
+export class HttpError extends Error {
+  readonly status: number;
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(message);
+    this.name = 'HttpError';
+    this.status = ERROR_CODES[code];
+  }
+
+  /** The response body: `ERR_CODE: message\n`, as tusd writes it. */
+  get body(): string {
+    return `${this.code}: ${this.message}\n`;
+  }
+}
+
+/** The answer to anything we did not foresee: no internals, ever. */
+export const internalError = () => new HttpError('ERR_INTERNAL_SERVER_ERROR', 'something went wrong on the server; the error has been logged');

@@ -1,0 +1,12 @@
+import type { HttpBindings } from '@hono/node-server';
+
+/** Hono's typing for our app: Node bindings when served over a socket, none under app.request(). */
+export type AppEnv = {
+  Bindings: Partial<HttpBindings>;
+  Variables: {
+    /** Set by the tus routes for the request log. */
+    uploadId?: string;
+    /** Request body bytes received, for the request log. */
+    bytesIn?: number;
+  };
+};

@@ -1,0 +1,59 @@
+import { createApp } from './app.js';
+import { ConfigError, parseConfig } from './config.js';
+import { startServer } from './http/serve.js';
+import { createLogger } from './logger.js';
+import { createStorage } from './storage/index.js';
+
+/** The only reader of process.env: parse, build, listen, and stop cleanly on SIGTERM/SIGINT. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = parseConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.log);
+
+  let storage;
+  try {
+    storage = await createStorage(config);
+    await storage.checkReady();
+  } catch (error) {
+    process.stderr.write(`STORAGE_DIR: cannot use ${config.storage.directory} for uploads: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+
+  const uploadServer = createApp(config, { storage, logger });
+  const running = await startServer(config, uploadServer, logger);
+  uploadServer.sweeper.start();
+  process.stdout.write(`listening on ${running.url}\n`);
+  logger.info({ url: running.url, storage: storage.kind, maxUploadSize: config.tus.maxUploadSize }, 'server started');
+
+  const stop = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, 'signal received');
+    // A second signal, or a shutdown that overruns, ends the process regardless.
+    setTimeout(() => process.exit(1), config.server.shutdownTimeoutMs + 5_000).unref();
+    running.shutdown().then(
+      () => {
+        logger.flush();
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`startup failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,99 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { FileStore } from '@tus/file-store';
+import { ERRORS, isPathInsideDirectory, type Upload } from '@tus/utils';
+import { AtomicFileKvStore } from './atomic-file-kv-store.js';
+import { toHttpError } from './storage-errors.js';
+import type { ByteRange, UploadStorage } from './types.js';
+
+/** Ids of expired uploads live here as empty files so we can keep answering 410 Gone. */
+const TOMBSTONE_DIR = '.expired';
+
+const isComplete = (upload: Upload) => upload.size !== undefined && upload.offset === upload.size;
+
+/**
+ * @tus/file-store with the corrections we need:
+ * - a finished upload never expires. The spec's Upload-Expires is about *unfinished*
+ *   uploads, but @tus/server compares every upload's creation date with the expiry and
+ *   would answer 410 for a finished video a day later. We hide the creation date of a
+ *   finished upload from the handlers so that check cannot fire.
+ * - "If a Client does attempt to resume an upload which has since been removed by the
+ *   Server, the Server SHOULD respond with the 404 Not Found or 410 Gone status. The
+ *   latter one SHOULD be used if the Server is keeping track of expired uploads."
+ *   We keep track: expired ids leave a tombstone, and they answer 410.
+ */
+class TrackedFileStore extends FileStore {
+  constructor(private readonly root: string, expirationPeriodInMilliseconds: number) {
+    super({ directory: root, expirationPeriodInMilliseconds, configstore: new AtomicFileKvStore(root) });
+  }
+
+  tombstonePath(id: string): string {
+    const file = path.join(this.root, TOMBSTONE_DIR, id);
+    if (!isPathInsideDirectory(path.join(this.root, TOMBSTONE_DIR), file)) throw ERRORS.FILE_NOT_FOUND;
+    return file;
+  }
+
+  override async getUpload(id: string): Promise<Upload> {
+    let upload: Upload;
+    try {
+      upload = await super.getUpload(id);
+    } catch (error) {
+      if (error === ERRORS.FILE_NOT_FOUND && (await exists(this.tombstonePath(id)))) {
+        throw ERRORS.FILE_NO_LONGER_EXISTS;
+      }
+      throw error;
+    }
+    if (isComplete(upload)) upload.creation_date = undefined;
+    return upload;
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await fsp.access(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function createFileStorage(options: { directory: string; uploadExpiryMs: number }): Promise<UploadStorage> {
+  const { directory } = options;
+  await fsp.mkdir(path.join(directory, TOMBSTONE_DIR), { recursive: true });
+  const store = new TrackedFileStore(directory, options.uploadExpiryMs);
+  const configstore = new AtomicFileKvStore(directory);
+
+  return {
+    kind: 'file',
+    datastore: store,
+    getUpload: (id) => store.getUpload(id).catch(toHttpError),
+
+    async read(id: string, range?: ByteRange): Promise<Readable> {
+      const upload = await store.getUpload(id).catch(toHttpError);
+      const file = upload.storage?.path;
+      if (!file) throw ERRORS.FILE_NOT_FOUND;
+      return fs.createReadStream(file, range ? { start: range.start, end: range.end } : {});
+    },
+
+    listUploadIds: () => configstore.list(),
+
+    async expire(id: string): Promise<void> {
+      await fsp.writeFile(store.tombstonePath(id), '');
+      await store.remove(id).catch(async (error: unknown) => {
+        // The data file may already be gone (a crash between the two unlinks); drop the record too.
+        if (error !== ERRORS.FILE_NOT_FOUND) throw error;
+        await configstore.delete(id).catch(() => undefined);
+      });
+    },
+
+    async checkReady(): Promise<void> {
+      const probe = path.join(directory, '.tmp', `ready-${randomBytes(6).toString('hex')}`);
+      await fsp.mkdir(path.dirname(probe), { recursive: true });
+      await fsp.writeFile(probe, 'ok');
+      await fsp.rm(probe, { force: true });
+    },
+  };
+}

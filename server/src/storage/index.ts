@@ -1,0 +1,18 @@
+import type { Config } from '../config.js';
+import { createFileStorage } from './file-storage.js';
+import type { UploadStorage } from './types.js';
+
+export type { ByteRange, UploadStorage } from './types.js';
+
+/** Builds the configured storage kind; a new kind joins this switch and the StorageKind union. */
+export async function createStorage(config: Config): Promise<UploadStorage> {
+  const { storage } = config;
+  switch (storage.kind) {
+    case 'file':
+      return createFileStorage({ directory: storage.directory, uploadExpiryMs: config.tus.uploadExpiryMs });
+    default: {
+      const unknownKind: never = storage.kind;
+      throw new Error(`unknown storage kind ${String(unknownKind)}`);
+    }
+  }
+}

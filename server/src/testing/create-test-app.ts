@@ -1,0 +1,50 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { createApp, type UploadServerApp } from '../app.js';
+import { parseConfig, type Config, type Env } from '../config.js';
+import { startServer, type RunningServer } from '../http/serve.js';
+import { createStorage } from '../storage/index.js';
+
+export type TestApp = UploadServerApp & {
+  config: Config;
+  storageDir: string;
+  /** Removes the temporary storage directory. */
+  cleanup(): Promise<void>;
+};
+
+/**
+ * An app on file storage in a fresh temporary directory, for `app.request()` tests.
+ * `env` overrides configuration exactly as environment variables would.
+ */
+export async function createTestApp(env: Env = {}): Promise<TestApp> {
+  const storageDir = await fs.mkdtemp(path.join(os.tmpdir(), 'tus-test-'));
+  const config = parseConfig({ STORAGE_DIR: storageDir, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent', ...env });
+  const storage = await createStorage(config);
+  const logger = pino({ level: config.log.level });
+  const app = createApp(config, { storage, logger });
+  return {
+    ...app,
+    config,
+    storageDir,
+    cleanup: async () => {
+      await app.sweeper.stop();
+      await fs.rm(storageDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The same app listening on 127.0.0.1 on a free port, for tests that need a real socket. */
+export async function startTestServer(env: Env = {}): Promise<TestApp & { running: RunningServer; close(): Promise<void> }> {
+  const testApp = await createTestApp(env);
+  const running = await startServer(testApp.config, testApp, pino({ level: 'silent' }));
+  return {
+    ...testApp,
+    running,
+    close: async () => {
+      await running.shutdown();
+      await testApp.cleanup();
+    },
+  };
+}

@@ -1,0 +1,78 @@
+import type { Locker } from '@tus/utils';
+import type { Logger } from '../logger.js';
+import type { UploadStorage } from '../storage/index.js';
+
+export type ExpirySweeperDeps = Readonly<{ storage: UploadStorage; locker: Locker; logger: Logger; expiryMs: number; intervalMs: number }>;
+
+const LOCK_WAIT_MS = 10_000;
+
+/**
+ * Removes unfinished uploads older than UPLOAD_EXPIRY, on a timer, without anyone
+ * calling it. @tus/file-store's own deleteExpired would also delete *finished* uploads
+ * (it compares the declared size with the offset recorded at creation), so we decide
+ * from the stored bytes instead. Each removal holds the upload's lock, so an upload
+ * that is being written is never deleted under a PATCH.
+ */
+export function createExpirySweeper({ storage, locker, logger, expiryMs, intervalMs }: ExpirySweeperDeps) {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<number> | undefined;
+
+  async function expireIfDue(id: string, now: number): Promise<boolean> {
+    const upload = await storage.getUpload(id);
+    const finished = upload.size !== undefined && upload.offset === upload.size;
+    if (finished || !upload.creation_date) return false;
+    if (now <= new Date(upload.creation_date).getTime() + expiryMs) return false;
+
+    const lock = locker.newLock(id);
+    await lock.lock(AbortSignal.timeout(LOCK_WAIT_MS), () => undefined);
+    try {
+      const current = await storage.getUpload(id);
+      if (current.size !== undefined && current.offset === current.size) return false;
+      await storage.expire(id);
+      logger.info({ uploadId: id, offset: current.offset, size: current.size }, 'expired unfinished upload removed');
+      return true;
+    } finally {
+      await lock.unlock();
+    }
+  }
+
+  async function sweep(): Promise<number> {
+    if (expiryMs <= 0) return 0;
+    const now = Date.now();
+    let removed = 0;
+    for (const id of await storage.listUploadIds()) {
+      try {
+        if (await expireIfDue(id, now)) removed += 1;
+      } catch (error) {
+        logger.warn({ err: error, uploadId: id }, 'expiry sweep skipped an upload');
+      }
+    }
+    return removed;
+  }
+
+  /** Runs one sweep; concurrent callers share the sweep in progress. */
+  function sweepOnce(): Promise<number> {
+    running ??= sweep().finally(() => {
+      running = undefined;
+    });
+    return running;
+  }
+
+  return {
+    sweepOnce,
+    start(): void {
+      if (timer || expiryMs <= 0) return;
+      timer = setInterval(() => {
+        sweepOnce().catch((error: unknown) => logger.error({ err: error }, 'expiry sweep failed'));
+      }, intervalMs);
+      timer.unref();
+    },
+    async stop(): Promise<void> {
+      clearInterval(timer);
+      timer = undefined;
+      await running?.catch(() => undefined);
+    },
+  };
+}
+
+export type ExpirySweeper = ReturnType<typeof createExpirySweeper>;

@@ -1,0 +1,103 @@
+import { Readable } from 'node:stream';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
+import type { Server } from '@tus/server';
+import { Hono, type Context } from 'hono';
+import type { Config } from '../config.js';
+import { HttpError } from '../errors.js';
+import type { AppEnv } from '../http/app-env.js';
+import { corsHeaders } from '../http/cors.js';
+import { errorResponse } from '../http/error-response.js';
+import type { ServerLifecycle } from '../http/lifecycle.js';
+import { serveDownload } from '../routes/download.js';
+import type { UploadStorage } from '../storage/index.js';
+import { checkTusRequest, effectiveMethod, TUS_VERSION, type TusTarget } from './protocol-guard.js';
+import { UploadBody } from './upload-body.js';
+import { uploadIdFromSegment } from './upload-id.js';
+
+export type TusRoutesDeps = Readonly<{ config: Config; tus: Server; storage: UploadStorage; lifecycle: ServerLifecycle }>;
+
+/** PATCH always carries upload bytes; POST only with creation-with-upload. */
+function carriesUploadBytes(method: string, headers: Headers): boolean {
+  if (method === 'PATCH') return true;
+  return method === 'POST' && headers.get('content-type')?.split(';')[0]?.trim().toLowerCase() === 'application/offset+octet-stream';
+}
+
+/** The Node request when served over a socket; a web stream under app.request() in tests. */
+function bodySource(c: Context<AppEnv>): Readable {
+  if (c.env?.incoming) return c.env.incoming as Readable;
+  const body = c.req.raw.body;
+  return body ? Readable.fromWeb(body as NodeReadableStream) : Readable.from([]);
+}
+
+/**
+ * The tus endpoint: `${path}` (and `${path}/`) creates, `${path}/<id>` is an upload.
+ * Kept as plain Hono routes (no app.mount, which strips the prefix and breaks upload
+ * URLs; no bodyLimit or cors middleware, which buffer bodies or fight @tus/server's CORS).
+ */
+export function tusRoutes({ config, tus, storage, lifecycle }: TusRoutesDeps): Hono<AppEnv> {
+  const routes = new Hono<AppEnv>();
+
+  async function handle(c: Context<AppEnv>, target: TusTarget): Promise<Response> {
+    const raw = c.req.raw;
+    const method = effectiveMethod(raw.method, raw.headers);
+    const cors = corsHeaders(config.cors, raw.headers.get('origin'));
+    const fail = (error: HttpError) =>
+      errorResponse(error, { ...cors, 'Tus-Resumable': TUS_VERSION, ...(method === 'HEAD' ? { 'Cache-Control': 'no-store' } : {}) });
+    if (target.kind === 'upload') c.set('uploadId', target.id);
+
+    const rejection = checkTusRequest(method, target, raw.headers, config.tus.maxUploadSize);
+    if (rejection) return fail(rejection);
+
+    if (method === 'GET' && target.kind === 'upload') {
+      try {
+        return await serveDownload(storage, target.id, raw, cors);
+      } catch (error) {
+        if (error instanceof HttpError) return errorResponse(error, cors);
+        throw error;
+      }
+    }
+
+    const body = carriesUploadBytes(method, raw.headers) ? new UploadBody(bodySource(c), config.server.idleTimeoutMs) : undefined;
+    const untrack = body ? lifecycle.track(body) : undefined;
+    let response: Response;
+    try {
+      const headers = new Headers(raw.headers);
+      headers.delete('x-http-method-override');
+      // @tus/server only reads the method, URL, headers and body of the request.
+      const request = new Request(raw.url, { method, headers, body: body?.stream ?? null, duplex: 'half' } as RequestInit);
+      response = await tus.handleWeb(request);
+    } finally {
+      untrack?.();
+      // Rejected before reading (404, 409...): stop listening; Hono's adapter drains the socket.
+      if (body && !body.isFinished) body.cut('client-aborted');
+    }
+
+    if (body) c.set('bytesIn', body.bytesReceived);
+    if (method === 'POST') {
+      const id = response.headers.get('location')?.split('/').pop();
+      if (id) c.set('uploadId', id);
+    }
+    // "The Server MUST prevent the client and/or proxies from caching the response by
+    // adding the Cache-Control: no-store header to the response." (HEAD)
+    if (method === 'HEAD') response.headers.set('Cache-Control', 'no-store');
+    // A body we cut short may still be arriving: tell the client this connection is done.
+    if (body?.cutReason) response.headers.set('Connection', 'close');
+    return response;
+  }
+
+  const base = config.tus.path;
+  routes.all(base, (c) => handle(c, { kind: 'collection' }));
+  routes.all(`${base}/`, (c) => handle(c, { kind: 'collection' }));
+  routes.all(`${base}/:segment`, (c) => {
+    // The raw segment, decoded once: the same reading @tus/server makes of the URL.
+    const id = uploadIdFromSegment(new URL(c.req.url).pathname.slice(base.length + 1));
+    if (id === undefined) {
+      return errorResponse(new HttpError('ERR_UPLOAD_NOT_FOUND', 'upload not found'), {
+        ...corsHeaders(config.cors, c.req.header('origin')),
+        'Tus-Resumable': TUS_VERSION,
+      });
+    }
+    return handle(c, { kind: 'upload', id });
+  });
+  return routes;
+}

@@ -1,0 +1,31 @@
+import { MemoryLocker, Server } from '@tus/server';
+import type { Locker } from '@tus/utils';
+import type { Config } from '../config.js';
+import { internalError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { UploadStorage } from '../storage/index.js';
+import { translateTusError } from './error-mapping.js';
+
+export type TusServerDeps = Readonly<{ config: Config; storage: UploadStorage; logger: Logger; locker?: Locker }>;
+
+/** The @tus/server instance behind our routes. Returned with its locker, which the expiry sweep shares. */
+export function createTusServer({ config, storage, logger, locker = new MemoryLocker() }: TusServerDeps): { tus: Server; locker: Locker } {
+  const tus = new Server({
+    path: config.tus.path,
+    datastore: storage.datastore,
+    locker,
+    maxSize: config.tus.maxUploadSize,
+    respectForwardedHeaders: config.server.trustProxy,
+    allowedOrigins: config.cors.origins === '*' ? undefined : [...config.cors.origins],
+    exposedHeaders: ['Content-Disposition', 'Content-Range', 'Retry-After'],
+    // Every error leaves as `ERR_CODE: message`; unknown ones are logged and never leak.
+    async onResponseError(req, error) {
+      const known = translateTusError(error, req.headers, config.tus.maxUploadSize);
+      if (known) return { status_code: known.status, body: known.body };
+      logger.error({ err: error, method: req.method, url: req.url }, 'tus request failed');
+      const generic = internalError();
+      return { status_code: generic.status, body: generic.body };
+    },
+  });
+  return { tus, locker };
+}

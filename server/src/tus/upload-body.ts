@@ -1,0 +1,112 @@
+import type { Readable } from 'node:stream';
+
+export type CutReason = 'idle' | 'shutdown' | 'client-aborted';
+
+/** Queued chunks before we stop reading the socket: a few hundred KiB, never the file. */
+const QUEUED_CHUNKS = 8;
+
+/**
+ * The request body handed to @tus/server, read straight from the Node request.
+ *
+ * It can be *cut*: closed as if the client had finished sending. @tus/server then stores
+ * every byte that arrived and answers with the new Upload-Offset, the lock is released,
+ * and the client resumes from there. We cut when
+ * - the client sends nothing for the idle timeout (a stalled mobile link),
+ * - the server shuts down (what arrived is persisted before we exit),
+ * - the client disconnects (an error here would make the store discard buffered bytes).
+ */
+export class UploadBody {
+  readonly stream: ReadableStream<Uint8Array>;
+  bytesReceived = 0;
+  cutReason: CutReason | undefined;
+
+  private controller!: ReadableStreamDefaultController<Uint8Array>;
+  private finished = false;
+  /** True while we, not the client, hold the data back (the store is slower than the network). */
+  private backpressured = false;
+  private readonly idleTimer: NodeJS.Timeout;
+
+  constructor(
+    private readonly source: Readable,
+    idleTimeoutMs: number,
+  ) {
+    this.idleTimer = setTimeout(this.onIdle, idleTimeoutMs);
+    this.idleTimer.unref();
+    this.stream = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.controller = controller;
+          source.on('data', this.onData);
+          source.on('end', this.onEnd);
+          source.on('error', this.onGone);
+          source.on('close', this.onGone);
+          source.pause();
+        },
+        pull: () => {
+          if (this.finished) return;
+          if (this.backpressured) this.idleTimer.refresh();
+          this.backpressured = false;
+          source.resume();
+        },
+        // The consumer gave up (for example the size limit was hit): stop reading.
+        cancel: () => this.detach(),
+      },
+      { highWaterMark: QUEUED_CHUNKS },
+    );
+  }
+
+  /** Ends the body gracefully; @tus/server keeps what arrived. Idempotent. */
+  cut(reason: CutReason): void {
+    if (this.finished) return;
+    this.cutReason = reason;
+    this.detach();
+    this.controller.close();
+  }
+
+  get isFinished(): boolean {
+    return this.finished;
+  }
+
+  private readonly onData = (chunk: Buffer) => {
+    this.bytesReceived += chunk.byteLength;
+    this.idleTimer.refresh();
+    this.controller.enqueue(chunk);
+    if ((this.controller.desiredSize ?? 0) <= 0) {
+      this.backpressured = true;
+      this.source.pause();
+    }
+  };
+
+  private readonly onIdle = () => {
+    // A slow disk is not an idle client: wait for the store to catch up.
+    if (this.backpressured) {
+      this.idleTimer.refresh();
+      return;
+    }
+    this.cut('idle');
+  };
+
+  private readonly onEnd = () => {
+    if (this.finished) return;
+    this.detach();
+    this.controller.close();
+  };
+
+  private readonly onGone = () => {
+    // 'close' also follows a normal 'end'; only a body that never ended was cut short.
+    if (!this.source.readableEnded) this.cut('client-aborted');
+  };
+
+  private detach(): void {
+    this.finished = true;
+    clearTimeout(this.idleTimer);
+    this.source.off('data', this.onData);
+    this.source.off('end', this.onEnd);
+    this.source.off('close', this.onGone);
+    // Keep an error listener: an unhandled 'error' on the request would crash the process.
+    this.source.off('error', this.onGone);
+    this.source.on('error', ignore);
+  }
+}
+
+function ignore(): void {}
