@@ -103,6 +103,9 @@ const envSchema = z.object({
 
 type Defaults<T> = { [K in keyof T]: T[K] };
 
+/** Every environment variable the server reads (the README's configuration table lists these). */
+export const CONFIG_VARIABLES = Object.freeze(Object.keys(envSchema.shape)) as readonly (keyof typeof envSchema.shape)[];
+
 export type Config = Readonly<{
   server: Readonly<{ port: number; host: string; idleTimeoutMs: number; shutdownTimeoutMs: number; trustProxy: boolean }>;
   tus: Readonly<{

@@ -22,7 +22,8 @@ export function createTusServer({ config, storage, logger, locker = new MemoryLo
     async onResponseError(req, error) {
       const known = translateTusError(error, req.headers, config.tus.maxUploadSize);
       if (known) return { status_code: known.status, body: known.body };
-      logger.error({ err: error, method: req.method, url: req.url }, 'tus request failed');
+      const uploadId = new URL(req.url).pathname.slice(config.tus.path.length + 1) || undefined;
+      logger.error({ err: error, method: req.method, uploadId }, 'tus request failed');
       const generic = internalError();
       return { status_code: generic.status, body: generic.body };
     },
