@@ -38,8 +38,13 @@ export function startServer(config: Config, { app, lifecycle, sweeper }: UploadS
           await sweeper.stop();
           const closed = new Promise<void>((done) => server.close(() => done()));
           server.closeIdleConnections();
+          // A keep-alive connection whose response finishes after close() would otherwise
+          // sit idle until the deadline: keep closing connections as they become idle.
+          const reaper = setInterval(() => server.closeIdleConnections(), 100);
           const deadline = new Promise<'timeout'>((done) => setTimeout(done, config.server.shutdownTimeoutMs, 'timeout').unref());
-          if ((await Promise.race([closed, deadline])) === 'timeout') {
+          const outcome = await Promise.race([closed, deadline]);
+          clearInterval(reaper);
+          if (outcome === 'timeout') {
             logger.warn('shutdown timeout reached; closing remaining connections');
             server.closeAllConnections();
           }

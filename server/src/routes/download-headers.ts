@@ -36,6 +36,8 @@ export function sanitizeFilename(name: string): string | undefined {
     .normalize('NFC')
     // eslint-disable-next-line no-control-regex -- control characters are exactly what we strip
     .replace(/[\u0000-\u001f\u007f-\u009f]/g, '')
+    // Bidirectional overrides make "invoice\u202Efdp.exe" display as "invoiceexe.pdf".
+    .replace(/[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '')
     .replace(/[/\\]/g, '_')
     .replace(/^[\s.]+/, '')
     .trim();

@@ -9,7 +9,10 @@ function chooseRange(rangeHeader: string | null, ifRange: string | null, etag: s
   if (!rangeHeader || size === 0) return undefined;
   // "If-Range: if the representation is unchanged, send me the part(s) that I am requesting"
   if (ifRange !== null && ifRange !== etag) return undefined;
-  const ranges = rangeParser(size, rangeHeader, { combine: true });
+  // "If the selected representation is shorter than the specified suffix-length, the entire
+  // representation is used" (RFC 9110); range-parser calls such a suffix unsatisfiable.
+  const header = rangeHeader.replace(/([=,]\s*)-(\d+)(?=\s*(,|$))/g, (spec, lead: string, n: string) => (Number(n) > size ? `${lead}0-` : spec));
+  const ranges = rangeParser(size, header, { combine: true });
   if (ranges === -1) return 'unsatisfiable';
   // Malformed or multipart requests: a server MAY ignore Range and send the whole file.
   if (ranges === -2 || ranges.type !== 'bytes' || ranges.length !== 1) return undefined;
@@ -21,10 +24,18 @@ function chooseRange(rangeHeader: string | null, ifRange: string | null, etag: s
  * GET on an upload URL: the finished file, with Range support. Unfinished uploads are
  * not served, so nobody mistakes a partial video for the real one.
  */
-export async function serveDownload(storage: UploadStorage, id: string, request: Request, cors: Record<string, string>): Promise<Response> {
+export async function serveDownload(
+  storage: UploadStorage,
+  id: string,
+  request: Request,
+  cors: Record<string, string>,
+  uploadExpiryMs: number,
+): Promise<Response> {
   const upload = await storage.getUpload(id);
   const size = upload.size;
   if (size === undefined || upload.offset !== size) {
+    const expired = uploadExpiryMs > 0 && upload.creation_date && Date.now() > new Date(upload.creation_date).getTime() + uploadExpiryMs;
+    if (expired) throw new HttpError('ERR_UPLOAD_GONE', 'the upload expired before it was finished');
     const total = size === undefined ? 'an unknown total' : `${size}`;
     throw new HttpError('ERR_UPLOAD_NOT_FINISHED', `the upload is not finished (${upload.offset} of ${total} bytes received)`);
   }

@@ -90,10 +90,13 @@ export async function createFileStorage(options: { directory: string; uploadExpi
     },
 
     async checkReady(): Promise<void> {
-      const probe = path.join(directory, '.tmp', `ready-${randomBytes(6).toString('hex')}`);
-      await fsp.mkdir(path.dirname(probe), { recursive: true });
-      await fsp.writeFile(probe, 'ok');
-      await fsp.rm(probe, { force: true });
+      // Data files are created in the directory itself, records pass through .tmp: probe both.
+      await fsp.mkdir(path.join(directory, '.tmp'), { recursive: true });
+      for (const dir of [directory, path.join(directory, '.tmp')]) {
+        const probe = path.join(dir, `.ready-${randomBytes(6).toString('hex')}`);
+        await fsp.writeFile(probe, 'ok');
+        await fsp.rm(probe, { force: true });
+      }
     },
   };
 }

@@ -55,8 +55,12 @@ export function translateTusError(error: unknown, headers: Headers, maxUploadSiz
     const limit = `the maximum upload size is ${formatBytes(maxUploadSize)} (${maxUploadSize} bytes)`;
     return new HttpError(
       'ERR_MAX_SIZE_EXCEEDED',
-      size === undefined ? `the upload grew past the limit; ${limit}; bytes beyond it were not stored` : `the upload would be ${formatBytes(size)} (${size} bytes); ${limit}`,
+      size === undefined ? `the request body ran past the upload's Upload-Length or the size limit; ${limit}; bytes beyond it were not stored` : `the upload would be ${formatBytes(size)} (${size} bytes); ${limit}`,
     );
+  }
+  if (name === 'FILE_WRITE_ERROR') {
+    // The bytes written before the failure are kept; a retry resumes after them.
+    return new HttpError('ERR_STORAGE_UNAVAILABLE', 'storage could not write the upload; retry shortly', { 'Retry-After': '5' });
   }
   if (name === 'ERR_SIZE_EXCEEDED') {
     return new HttpError('ERR_UPLOAD_SIZE_EXCEEDED', "the request body runs past the upload's declared Upload-Length");

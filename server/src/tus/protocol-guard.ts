@@ -118,7 +118,16 @@ function checkCreation(headers: Headers, maxUploadSize: number): HttpError | und
     }
   }
   // creation-with-upload: a body that cannot fit is refused before a byte is stored.
-  return checkBodyLength(headers, maxUploadSize, 0);
+  const bodyError = checkBodyLength(headers, maxUploadSize, 0);
+  if (bodyError) return bodyError;
+  // ...and before the upload is created, which @tus/server would leave behind without a Location.
+  const carriesBytes = headers.get('content-type')?.split(';')[0]?.trim().toLowerCase() === 'application/offset+octet-stream';
+  const contentLength = parseNonNegativeInteger(headers.get('content-length')?.trim() ?? '');
+  const uploadLength = length === null ? undefined : parseNonNegativeInteger(length.trim());
+  if (carriesBytes && contentLength !== undefined && uploadLength !== undefined && contentLength > uploadLength) {
+    return new HttpError('ERR_UPLOAD_SIZE_EXCEEDED', `the request body (${contentLength} bytes) is longer than Upload-Length ${uploadLength}`);
+  }
+  return undefined;
 }
 
 function checkPatch(headers: Headers, maxUploadSize: number): HttpError | undefined {

@@ -50,7 +50,7 @@ export function tusRoutes({ config, tus, storage, lifecycle }: TusRoutesDeps): H
 
     if (method === 'GET' && target.kind === 'upload') {
       try {
-        return await serveDownload(storage, target.id, raw, cors);
+        return await serveDownload(storage, target.id, raw, cors, config.tus.uploadExpiryMs);
       } catch (error) {
         if (error instanceof HttpError) return errorResponse(error, cors);
         throw error;
@@ -63,9 +63,14 @@ export function tusRoutes({ config, tus, storage, lifecycle }: TusRoutesDeps): H
     try {
       const headers = new Headers(raw.headers);
       headers.delete('x-http-method-override');
+      // The guard accepts media type parameters; @tus/server compares the whole header.
+      if (body) headers.set('content-type', 'application/offset+octet-stream');
       // @tus/server only reads the method, URL, headers and body of the request.
       const request = new Request(raw.url, { method, headers, body: body?.stream ?? null, duplex: 'half' } as RequestInit);
       response = await tus.handleWeb(request);
+      // @tus/server's own header validation answers `Invalid <names>` outside onResponseError.
+      const invalid = response.status === 400 ? /^Invalid ([a-z0-9 -]+)\n$/.exec(await response.clone().text()) : null;
+      if (invalid?.[1]) response = fail(new HttpError('ERR_INVALID_REQUEST', `malformed ${invalid[1].split(' ').join(', ')} header`));
     } finally {
       untrack?.();
       // Rejected before reading (404, 409...): stop listening; Hono's adapter drains the socket.

@@ -19,10 +19,16 @@ export function createTusServer({ config, storage, logger, locker = new MemoryLo
     allowedOrigins: config.cors.origins === '*' ? undefined : [...config.cors.origins],
     exposedHeaders: ['Content-Disposition', 'Content-Range', 'Retry-After'],
     // Every error leaves as `ERR_CODE: message`; unknown ones are logged and never leak.
+    // Without a Host header (HTTP/1.0) an absolute URL would read http://null/...: answer a
+    // relative Location instead, which RFC 9110 allows.
+    generateUrl(req, { proto, host, path, id }) {
+      return host ? `${proto}://${host}${path}/${id}` : `${path}/${id}`;
+    },
     async onResponseError(req, error) {
       const known = translateTusError(error, req.headers, config.tus.maxUploadSize);
-      if (known) return { status_code: known.status, body: known.body };
       const uploadId = new URL(req.url).pathname.slice(config.tus.path.length + 1) || undefined;
+      if (known?.status === 503) logger.error({ err: error, method: req.method, uploadId }, 'storage write failed');
+      if (known) return { status_code: known.status, body: known.body };
       logger.error({ err: error, method: req.method, uploadId }, 'tus request failed');
       const generic = internalError();
       return { status_code: generic.status, body: generic.body };
