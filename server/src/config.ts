@@ -66,7 +66,7 @@ const envSchema = z.object({
   /** Directory for uploads with the file storage. @default ./data/uploads */
   STORAGE_DIR: z.string().min(1, 'expected a directory path').default('./data/uploads'),
   /** Storage kind. @default file */
-  STORAGE: z.enum(STORAGE_KINDS, { error: `expected one of: ${STORAGE_KINDS.join(', ')}` }).default('file'),
+  STORAGE: z.enum(STORAGE_KINDS, { error: (issue) => `expected one of: ${STORAGE_KINDS.join(', ')}, got "${String(issue.input)}"` }).default('file'),
   /** Largest upload accepted, in bytes (units such as 2GiB or 500MB are accepted). @default 2147483648 */
   MAX_UPLOAD_SIZE: byteSize('2147483648 or 2GiB')
     .refine((n) => n > 0, 'expected a size above 0 bytes')
@@ -92,7 +92,7 @@ const envSchema = z.object({
     return origins;
   }),
   /** pino log level. @default info */
-  LOG_LEVEL: z.enum(LOG_LEVELS, { error: `expected one of: ${LOG_LEVELS.join(', ')}` }).default('info'),
+  LOG_LEVEL: z.enum(LOG_LEVELS, { error: (issue) => `expected one of: ${LOG_LEVELS.join(', ')}, got "${String(issue.input)}"` }).default('info'),
   /** How long shutdown waits for in-flight requests before exiting. @default 30s */
   SHUTDOWN_TIMEOUT: duration('30s', { allowZero: false }).default(30_000),
   /** An upload request that sends no byte for this long is ended; what arrived is kept. @default 60s */

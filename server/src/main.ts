@@ -1,6 +1,6 @@
 import { createApp } from './app.js';
 import { ConfigError, parseConfig } from './config.js';
-import { startServer } from './http/serve.js';
+import { startServer, type RunningServer } from './http/serve.js';
 import { createLogger } from './logger.js';
 import { createStorage } from './storage/index.js';
 
@@ -28,16 +28,16 @@ async function main(): Promise<void> {
   }
 
   const uploadServer = createApp(config, { storage, logger });
-  const running = await startServer(config, uploadServer, logger);
-  uploadServer.sweeper.start();
-  process.stdout.write(`listening on ${running.url}\n`);
-  logger.info({ url: running.url, storage: storage.kind, maxUploadSize: config.tus.maxUploadSize }, 'server started');
-
+  let running: RunningServer | undefined;
+  let stopping = false;
+  // Handlers go in before the server listens: a supervisor may signal the moment we report ready.
   const stop = (signal: NodeJS.Signals) => {
     logger.info({ signal }, 'signal received');
-    // A second signal, or a shutdown that overruns, ends the process regardless.
+    if (stopping) process.exit(1); // a second signal ends a draining server at once
+    stopping = true;
+    // A shutdown that overruns ends the process regardless.
     setTimeout(() => process.exit(1), config.server.shutdownTimeoutMs + 5_000).unref();
-    running.shutdown().then(
+    (running?.shutdown() ?? Promise.resolve()).then(
       () => {
         logger.flush();
         process.exit(0);
@@ -48,8 +48,13 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+
+  running = await startServer(config, uploadServer, logger);
+  uploadServer.sweeper.start();
+  process.stdout.write(`listening on ${running.url}\n`);
+  logger.info({ url: running.url, storage: storage.kind, maxUploadSize: config.tus.maxUploadSize }, 'server started');
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
 }
 

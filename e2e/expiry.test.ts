@@ -1,0 +1,74 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ByteSource, MiB, sha256 } from './support/files.js';
+import { pollUntil, Scope, type ServerProcess } from './support/server-process.js';
+import { download, fetchWithin, head, OCTET, patch, startClientUpload, TUS } from './support/tus.js';
+
+const EXPIRY_S = 4;
+const idOf = (url: string) => new URL(url).pathname.split('/').pop() ?? '';
+
+/** Unfinished uploads expire (UPLOAD_EXPIRY=4s, swept every 500 ms); finished ones never do. */
+describe('upload expiry', () => {
+  const scope = new Scope();
+  let server: ServerProcess;
+
+  beforeAll(async () => {
+    server = await scope.server({ env: { UPLOAD_EXPIRY: `${EXPIRY_S}s`, EXPIRY_SWEEP_INTERVAL: '500ms' } });
+  });
+  afterAll(() => scope.dispose());
+
+  it('removes an unfinished upload (410 Gone afterwards) and keeps a finished one', async () => {
+    const content = new ByteSource('expiry-finished').bytes(0, MiB);
+    // Both created now: one is finished at once, one is left at half.
+    const finishedRun = startClientUpload(content, { endpoint: server.endpoint, chunkSize: MiB });
+    const create = await fetchWithin(server.endpoint, { method: 'POST', headers: { ...TUS, 'Upload-Length': String(MiB), 'Content-Type': OCTET }, body: content.subarray(0, MiB / 2) });
+    await create.arrayBuffer();
+    expect(create.status).toBe(201);
+    // "If expiration is known at creation, the Upload-Expires header MUST be included."
+    const expires = create.headers.get('upload-expires');
+    expect(expires).not.toBeNull();
+    expect(Number.isNaN(Date.parse(expires ?? ''))).toBe(false);
+    const unfinished = new URL(create.headers.get('location') ?? '', server.endpoint).toString();
+    const finished = await finishedRun.done;
+
+    // The sweep removes the unfinished one once it is older than UPLOAD_EXPIRY.
+    await server.waitForLog((line) => line.msg === 'expired unfinished upload removed' && line.uploadId === idOf(unfinished), 'the sweep to remove the unfinished upload', (EXPIRY_S + 15) * 1000);
+    expect((await head(unfinished)).status).toBe(410);
+    expect((await patch(unfinished, MiB / 2, content.subarray(MiB / 2))).status).toBe(410);
+    const gone = await fetchWithin(unfinished);
+    await gone.arrayBuffer();
+    expect(gone.status).toBe(410);
+
+    // The finished upload is past UPLOAD_EXPIRY too, and still there.
+    const state = await head(finished);
+    expect(state.status).toBe(200);
+    expect(state.offset).toBe(MiB);
+    const got = await download(finished);
+    expect(got.status).toBe(200);
+    expect(got.sha256).toBe(sha256(content));
+    expect(server.logs().some((line) => line.msg === 'expired unfinished upload removed' && line.uploadId === idOf(finished))).toBe(false);
+  });
+
+  it('lets tus-js-client start over when the upload it resumes has expired', async () => {
+    const content = new ByteSource('expiry-restart').bytes(0, 2 * MiB);
+    const create = await fetchWithin(server.endpoint, { method: 'POST', headers: { ...TUS, 'Upload-Length': String(content.byteLength) } });
+    await create.arrayBuffer();
+    const expired = new URL(create.headers.get('location') ?? '', server.endpoint).toString();
+    await pollUntil(async () => ((await head(expired)).status === 410 ? true : undefined), 'the upload to expire', (EXPIRY_S + 15) * 1000, 250);
+
+    const methods: string[] = [];
+    const run = startClientUpload(content, {
+      endpoint: server.endpoint,
+      uploadUrl: expired,
+      chunkSize: MiB,
+      onBeforeRequest: (req) => {
+        methods.push(req.getMethod());
+      },
+    });
+    const url = await run.done;
+    // HEAD said 410, so the client created a new upload and sent everything there.
+    expect(methods.slice(0, 2)).toEqual(['HEAD', 'POST']);
+    expect(url).not.toBe(expired);
+    const got = await download(url);
+    expect(got.sha256).toBe(sha256(content));
+  });
+});
