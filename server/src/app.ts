@@ -1,45 +1,101 @@
-import { Hono } from 'hono';
 import type { Locker } from '@tus/utils';
+import { Hono } from 'hono';
 import type { Config } from './config.js';
 import { HttpError, internalError } from './errors.js';
+import { createHookDispatcher } from './hooks/hook-dispatcher.js';
+import type { HookHandlers } from './hooks/types.js';
 import type { AppEnv } from './http/app-env.js';
 import { rejectWhileDraining } from './http/draining.js';
 import { errorResponse } from './http/error-response.js';
 import { ServerLifecycle } from './http/lifecycle.js';
 import { requestLog } from './http/request-log.js';
 import type { Logger } from './logger.js';
+import { createProcessingState, defaultProcessors, type ProcessingState } from './processing/index.js';
+import { createProcessing, type Processing } from './processing/processing-service.js';
+import type { Processor } from './processing/processors/types.js';
 import { healthRoutes } from './routes/health.js';
+import { statusRoutes } from './routes/status.js';
 import type { UploadStorage } from './storage/index.js';
 import { createExpirySweeper, type ExpirySweeper } from './tus/expiry-sweeper.js';
+import { uploadLifecycle } from './tus/upload-lifecycle.js';
+import { isValidUploadId } from './tus/upload-id.js';
 import { createTusServer } from './tus/tus-server.js';
 import { tusRoutes } from './tus/tus-routes.js';
 
-export type AppDeps = Readonly<{ storage: UploadStorage; logger: Logger; locker?: Locker }>;
+export type AppDeps = Readonly<{
+  storage: UploadStorage;
+  logger: Logger;
+  locker?: Locker;
+  /** Hooks for programs that embed the server; HOOKS_URL works alongside them. */
+  hooks?: HookHandlers;
+  /** Replaces the standard processors (size, sha256, type). */
+  processors?: readonly Processor[];
+  /** Replaces the embedded queue and status store. */
+  state?: ProcessingState;
+}>;
 
 export type UploadServerApp = Readonly<{
   app: Hono<AppEnv>;
   lifecycle: ServerLifecycle;
   /** Expired-upload cleanup; main starts it, tests may call sweepOnce(). */
   sweeper: ExpirySweeper;
+  processing: Processing;
+  state: ProcessingState;
+  /** Starts background work: the job queue, the first processing sweep, the expiry timer. */
+  startBackground(): Promise<void>;
+  /** Stops background work and waits for running jobs. */
+  stopBackground(): Promise<void>;
 }>;
 
 /** Builds the HTTP application. No sockets, no timers started: main.ts (or a test) does that. */
-export function createApp(config: Config, { storage, logger, locker }: AppDeps): UploadServerApp {
+export function createApp(config: Config, deps: AppDeps): UploadServerApp {
+  const { storage, logger } = deps;
   const lifecycle = new ServerLifecycle();
-  const { tus, locker: tusLocker } = createTusServer({ config, storage, logger, locker });
+  const state = deps.state ?? createProcessingState(config, logger);
+  const hooks = createHookDispatcher({
+    handlers: deps.hooks ?? {},
+    http: config.hooks.http,
+    queue: state.queue,
+    logger,
+    async onStopUpload(uploadId) {
+      await state.statuses.update(uploadId, (current) => ({
+        id: uploadId,
+        processors: current?.processors ?? {},
+        state: 'rejected',
+        error: 'stopped by the post-receive hook',
+        stopped: true,
+        updatedAt: new Date().toISOString(),
+      }));
+      lifecycle.stopUpload(uploadId);
+    },
+  });
+  const processing = createProcessing({
+    storage,
+    queue: state.queue,
+    statuses: state.statuses,
+    processors: deps.processors ?? defaultProcessors(config, storage),
+    hooks,
+    logger,
+    deleteRejected: config.processing.deleteRejected,
+  });
+  const events = uploadLifecycle({ config, storage, hooks, processing, statuses: state.statuses, logger });
+  const { tus, locker } = createTusServer({ config, storage, logger, locker: deps.locker, callbacks: events.options });
+  events.listen(tus);
   const sweeper = createExpirySweeper({
     storage,
-    locker: tusLocker,
+    locker,
     logger,
     expiryMs: config.tus.uploadExpiryMs,
     intervalMs: config.tus.expirySweepIntervalMs,
+    afterSweep: () => processing.reconcile().then(() => undefined),
   });
 
   const app = new Hono<AppEnv>();
   app.use(requestLog(logger));
   app.route('/', healthRoutes({ storage, lifecycle, logger }));
   app.use(rejectWhileDraining(lifecycle));
-  app.route('/', tusRoutes({ config, tus, storage, lifecycle }));
+  app.route('/', statusRoutes({ storage, statuses: state.statuses, tusPath: config.tus.path, isValidId: isValidUploadId }));
+  app.route('/', tusRoutes({ config, tus, storage, lifecycle, hooks, processing, logger }));
 
   app.notFound(() => errorResponse(new HttpError('ERR_NOT_FOUND', 'no such resource')));
   app.onError((error, c) => {
@@ -47,5 +103,26 @@ export function createApp(config: Config, { storage, logger, locker }: AppDeps):
     logger.error({ err: error, method: c.req.method, path: c.req.path, uploadId: c.get('uploadId') }, 'unhandled error');
     return errorResponse(internalError());
   });
-  return { app, lifecycle, sweeper };
+
+  return {
+    app,
+    lifecycle,
+    sweeper,
+    processing,
+    state,
+    async startBackground() {
+      state.queue.start({
+        run: (job) => (job.kind === 'process-upload' ? processing.run(job) : hooks.deliver(job)),
+        dead: (job, error) => (job.kind === 'process-upload' ? processing.dead(job, error) : Promise.resolve()),
+      });
+      // Finished uploads whose processing was never queued (a crash between the last byte
+      // and the queue) are found here; it runs beside the first requests.
+      processing.reconcile().catch((error: unknown) => logger.error({ err: error }, 'processing sweep failed'));
+      sweeper.start();
+    },
+    async stopBackground() {
+      await sweeper.stop();
+      await state.queue.stop();
+    },
+  };
 }

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { isMediaTypePattern } from './media-types.js';
 import { parseByteSize } from './units/byte-size.js';
 import { parseDuration } from './units/duration.js';
 
@@ -34,6 +35,18 @@ const duration = (example: string, { allowZero }: { allowZero: boolean }) =>
       return z.NEVER;
     }
     return ms;
+  });
+
+const list = z.string().transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean));
+
+const positiveInt = (what: string, max: number) =>
+  z.string().transform((value, ctx) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < 1 || n > max) {
+      ctx.addIssue({ code: 'custom', message: `expected ${what} from 1 to ${max}, got "${value}"` });
+      return z.NEVER;
+    }
+    return n;
   });
 
 const boolean = z.enum(['true', 'false', '1', '0', 'yes', 'no'], {
@@ -99,6 +112,37 @@ const envSchema = z.object({
   IDLE_TIMEOUT: duration('60s', { allowZero: false }).default(60_000),
   /** Trust X-Forwarded-Host/-Proto and Forwarded from a reverse proxy when building upload URLs. @default false */
   TRUST_PROXY: boolean.default(false),
+
+  /** Endpoint that receives every hook as a signed JSON POST; unset disables HTTP hooks. @default (none) */
+  HOOKS_URL: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL such as https://hooks.example.com/tus' }).optional(),
+  /** HMAC-SHA256 key for the Hook-Signature header; required with HOOKS_URL. @default (none) */
+  HOOKS_SECRET: z.string().min(16, 'expected a secret of at least 16 characters').optional(),
+  /** How long a blocking hook (pre-create, pre-finish, pre-terminate) may take. @default 5s */
+  HOOKS_TIMEOUT: duration('5s', { allowZero: false }).default(5_000),
+  /** Delivery attempts for a notifying hook before it is given up. @default 10 */
+  HOOKS_MAX_ATTEMPTS: positiveInt('a number of attempts', 100).default(10),
+  /** First retry delay of a notifying hook; it doubles per attempt, up to 5 minutes. @default 1s */
+  HOOKS_RETRY_DELAY: duration('1s', { allowZero: false }).default(1_000),
+  /** Least time between two post-receive (progress) hooks of one upload. @default 1s */
+  POST_RECEIVE_INTERVAL: duration('1s', { allowZero: false }).default(1_000),
+  /** Types an upload may have, comma separated (video/*,image/png); checked on the declared and the real type. @default (any) */
+  ALLOWED_TYPES: list.pipe(
+    z.array(z.string().toLowerCase().refine(isMediaTypePattern, { message: 'expected media types such as video/* or image/png, comma separated' })),
+  ).default([]),
+  /** Metadata keys every upload must carry, comma separated (filename,filetype). @default (none) */
+  REQUIRED_METADATA: list.pipe(z.array(z.string().regex(/^[^\s,]+$/, 'expected metadata keys without spaces, comma separated'))).default([]),
+  /** Largest Upload-Metadata header accepted. @default 4KiB */
+  MAX_METADATA_SIZE: byteSize('4KiB')
+    .refine((n) => n > 0, 'expected a size above 0 bytes')
+    .default(4096),
+  /** Delete the bytes of an upload that processing rejects (its status stays). @default false */
+  DELETE_REJECTED: boolean.default(false),
+  /** Attempts of a processing step before the upload ends failed. @default 5 */
+  PROCESSING_MAX_ATTEMPTS: positiveInt('a number of attempts', 100).default(5),
+  /** First retry delay of a failed processing step; it doubles per attempt. @default 1s */
+  PROCESSING_RETRY_DELAY: duration('1s', { allowZero: false }).default(1_000),
+  /** Uploads processed at once. @default 2 */
+  PROCESSING_CONCURRENCY: positiveInt('a number', 64).default(2),
 });
 
 type Defaults<T> = { [K in keyof T]: T[K] };
@@ -119,6 +163,14 @@ export type Config = Readonly<{
   storage: Readonly<{ kind: 'file'; directory: string }>;
   cors: Readonly<{ origins: '*' | readonly string[] }>;
   log: Readonly<{ level: LogLevel }>;
+  hooks: Readonly<{
+    http: Readonly<{ url: string; secret: string; timeoutMs: number }> | undefined;
+    maxAttempts: number;
+    retryDelayMs: number;
+    postReceiveIntervalMs: number;
+  }>;
+  validation: Readonly<{ allowedTypes: readonly string[]; requiredMetadata: readonly string[]; maxMetadataBytes: number }>;
+  processing: Readonly<{ deleteRejected: boolean; maxAttempts: number; retryDelayMs: number; concurrency: number }>;
 }>;
 
 export class ConfigError extends Error {
@@ -153,9 +205,11 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
   }
   const e: Defaults<z.output<typeof envSchema>> = result.data;
   const tusPath = e.TUS_PATH.replace(/\/+$/, '');
-  if (tusPath === '') {
-    throw new ConfigError(['TUS_PATH: expected a path below the root such as /files/, not "/"']);
-  }
+  const problems: string[] = [];
+  if (tusPath === '') problems.push('TUS_PATH: expected a path below the root such as /files/, not "/"');
+  if (tusPath === '/uploads' || tusPath.startsWith('/uploads/')) problems.push('TUS_PATH: /uploads is the status resource; choose another path such as /files/');
+  if (e.HOOKS_URL && !e.HOOKS_SECRET) problems.push('HOOKS_SECRET: required when HOOKS_URL is set, so receivers can verify what they get');
+  if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze({
     server: {
       port: e.PORT,
@@ -173,5 +227,18 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     storage: { kind: e.STORAGE, directory: path.resolve(cwd, e.STORAGE_DIR) },
     cors: { origins: e.CORS_ORIGINS },
     log: { level: e.LOG_LEVEL },
+    hooks: {
+      http: e.HOOKS_URL && e.HOOKS_SECRET ? { url: e.HOOKS_URL, secret: e.HOOKS_SECRET, timeoutMs: e.HOOKS_TIMEOUT } : undefined,
+      maxAttempts: e.HOOKS_MAX_ATTEMPTS,
+      retryDelayMs: e.HOOKS_RETRY_DELAY,
+      postReceiveIntervalMs: e.POST_RECEIVE_INTERVAL,
+    },
+    validation: { allowedTypes: e.ALLOWED_TYPES, requiredMetadata: e.REQUIRED_METADATA, maxMetadataBytes: e.MAX_METADATA_SIZE },
+    processing: {
+      deleteRejected: e.DELETE_REJECTED,
+      maxAttempts: e.PROCESSING_MAX_ATTEMPTS,
+      retryDelayMs: e.PROCESSING_RETRY_DELAY,
+      concurrency: e.PROCESSING_CONCURRENCY,
+    },
   });
 }

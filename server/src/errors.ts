@@ -23,6 +23,12 @@ export const ERROR_CODES = {
   ERR_RANGE_NOT_SATISFIABLE: 416,
   ERR_METHOD_NOT_ALLOWED: 405,
   ERR_NOT_FOUND: 404,
+  ERR_UPLOAD_REJECTED: 400,
+  ERR_MISSING_METADATA: 400,
+  ERR_TYPE_NOT_ALLOWED: 415,
+  ERR_UPLOAD_STOPPED: 400,
+  ERR_HOOK_FAILED: 502,
+  ERR_HOOK_TIMEOUT: 504,
   ERR_SERVER_SHUTTING_DOWN: 503,
   ERR_STORAGE_UNAVAILABLE: 503,
   ERR_INTERNAL_SERVER_ERROR: 500,
@@ -38,10 +44,12 @@ export class HttpError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly headers: Readonly<Record<string, string>> = {},
+    /** Overrides the catalogue's status, e.g. the 4xx a hook chose for its rejection. */
+    status: number = ERROR_CODES[code],
   ) {
     super(message);
     this.name = 'HttpError';
-    this.status = ERROR_CODES[code];
+    this.status = status;
   }
 
   /** The response body: `ERR_CODE: message\n`, as tusd writes it. */

@@ -28,7 +28,8 @@ async function main(): Promise<void> {
   }
 
   const uploadServer = createApp(config, { storage, logger });
-  let running: RunningServer | undefined;
+  // Filled once listening; the signal handlers below exist before that.
+  const server: { running?: RunningServer } = {};
   let stopping = false;
   // Handlers go in before the server listens: a supervisor may signal the moment we report ready.
   const stop = (signal: NodeJS.Signals) => {
@@ -37,7 +38,7 @@ async function main(): Promise<void> {
     stopping = true;
     // A shutdown that overruns ends the process regardless.
     setTimeout(() => process.exit(1), config.server.shutdownTimeoutMs + 5_000).unref();
-    (running?.shutdown() ?? Promise.resolve()).then(
+    (server.running?.shutdown() ?? Promise.resolve()).then(
       () => {
         logger.flush();
         process.exit(0);
@@ -51,8 +52,9 @@ async function main(): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 
-  running = await startServer(config, uploadServer, logger);
-  uploadServer.sweeper.start();
+  const running = await startServer(config, uploadServer, logger);
+  server.running = running;
+  await uploadServer.startBackground();
   process.stdout.write(`listening on ${running.url}\n`);
   logger.info({ url: running.url, storage: storage.kind, maxUploadSize: config.tus.maxUploadSize }, 'server started');
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));

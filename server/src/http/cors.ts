@@ -18,6 +18,7 @@ const EXPOSED_HEADERS = [
   'Content-Length',
   'Accept-Ranges',
   'Retry-After',
+  'Link',
 ].join(', ');
 
 /**

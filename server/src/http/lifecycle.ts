@@ -6,7 +6,7 @@ import type { UploadBody } from '../tus/upload-body.js';
  */
 export class ServerLifecycle {
   private draining = false;
-  private readonly bodies = new Set<UploadBody>();
+  private readonly bodies = new Map<UploadBody, string | undefined>();
 
   get isDraining(): boolean {
     return this.draining;
@@ -16,14 +16,20 @@ export class ServerLifecycle {
     return this.bodies.size;
   }
 
-  track(body: UploadBody): () => void {
-    this.bodies.add(body);
+  /** Registers a body in flight, with its upload id when known (creation has none yet). */
+  track(body: UploadBody, uploadId?: string): () => void {
+    this.bodies.set(body, uploadId);
     return () => this.bodies.delete(body);
+  }
+
+  /** Ends the bodies flowing into one upload (a hook stopped it); they keep what arrived. */
+  stopUpload(uploadId: string): void {
+    for (const [body, id] of this.bodies) if (id === uploadId) body.cut('stopped');
   }
 
   /** New requests get 503 from now on; bodies in flight end and keep what arrived. */
   beginShutdown(): void {
     this.draining = true;
-    for (const body of this.bodies) body.cut('shutdown');
+    for (const body of this.bodies.keys()) body.cut('shutdown');
   }
 }

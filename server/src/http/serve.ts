@@ -15,7 +15,7 @@ export type RunningServer = Readonly<{
 }>;
 
 /** Listens with Node's HTTP server tuned for long uploads. */
-export function startServer(config: Config, { app, lifecycle, sweeper }: UploadServerApp, logger: Logger): Promise<RunningServer> {
+export function startServer(config: Config, { app, lifecycle, stopBackground }: UploadServerApp, logger: Logger): Promise<RunningServer> {
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, port: config.server.port, hostname: config.server.host }) as Server;
     // Node's default requestTimeout (300 s) would kill any upload body slower than five
@@ -35,7 +35,6 @@ export function startServer(config: Config, { app, lifecycle, sweeper }: UploadS
         (stopping ??= (async () => {
           logger.info({ activeUploads: lifecycle.activeUploads }, 'shutting down');
           lifecycle.beginShutdown();
-          await sweeper.stop();
           const closed = new Promise<void>((done) => server.close(() => done()));
           server.closeIdleConnections();
           // A keep-alive connection whose response finishes after close() would otherwise
@@ -48,6 +47,8 @@ export function startServer(config: Config, { app, lifecycle, sweeper }: UploadS
             logger.warn('shutdown timeout reached; closing remaining connections');
             server.closeAllConnections();
           }
+          // Queued work is durable and idempotent: a job cut off here runs again after the next start.
+          await Promise.race([stopBackground(), deadline]);
         })());
 
       resolve({ server, url: `http://${host}:${port}`, port, shutdown });

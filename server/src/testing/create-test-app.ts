@@ -29,7 +29,7 @@ export async function createTestApp(env: Env = {}): Promise<TestApp> {
     config,
     storageDir,
     cleanup: async () => {
-      await app.sweeper.stop();
+      await app.stopBackground();
       await fs.rm(storageDir, { recursive: true, force: true });
     },
   };
@@ -38,6 +38,7 @@ export async function createTestApp(env: Env = {}): Promise<TestApp> {
 /** The same app listening on 127.0.0.1 on a free port, for tests that need a real socket. */
 export async function startTestServer(env: Env = {}): Promise<TestApp & { running: RunningServer; close(): Promise<void> }> {
   const testApp = await createTestApp(env);
+  await testApp.startBackground();
   const running = await startServer(testApp.config, testApp, pino({ level: 'silent' }));
   return {
     ...testApp,

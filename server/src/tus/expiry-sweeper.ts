@@ -2,7 +2,15 @@ import type { Locker } from '@tus/utils';
 import type { Logger } from '../logger.js';
 import type { UploadStorage } from '../storage/index.js';
 
-export type ExpirySweeperDeps = Readonly<{ storage: UploadStorage; locker: Locker; logger: Logger; expiryMs: number; intervalMs: number }>;
+export type ExpirySweeperDeps = Readonly<{
+  storage: UploadStorage;
+  locker: Locker;
+  logger: Logger;
+  expiryMs: number;
+  intervalMs: number;
+  /** Other periodic housekeeping that rides on the same timer (the processing sweep). */
+  afterSweep?: () => Promise<void>;
+}>;
 
 const LOCK_WAIT_MS = 10_000;
 
@@ -13,7 +21,7 @@ const LOCK_WAIT_MS = 10_000;
  * from the stored bytes instead. Each removal holds the upload's lock, so an upload
  * that is being written is never deleted under a PATCH.
  */
-export function createExpirySweeper({ storage, locker, logger, expiryMs, intervalMs }: ExpirySweeperDeps) {
+export function createExpirySweeper({ storage, locker, logger, expiryMs, intervalMs, afterSweep }: ExpirySweeperDeps) {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<number> | undefined;
 
@@ -61,9 +69,11 @@ export function createExpirySweeper({ storage, locker, logger, expiryMs, interva
   return {
     sweepOnce,
     start(): void {
-      if (timer || expiryMs <= 0) return;
+      if (timer) return;
       timer = setInterval(() => {
-        sweepOnce().catch((error: unknown) => logger.error({ err: error }, 'expiry sweep failed'));
+        sweepOnce()
+          .then(() => afterSweep?.())
+          .catch((error: unknown) => logger.error({ err: error }, 'periodic sweep failed'));
       }, intervalMs);
       timer.unref();
     },

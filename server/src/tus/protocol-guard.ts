@@ -44,7 +44,13 @@ function tooLarge(size: number, max: number, what: string): HttpError {
  * every rejection carries a clear `ERR_CODE: message` body.
  * Returns the error to answer with, or undefined when the request may proceed.
  */
-export function checkTusRequest(method: string, target: TusTarget, headers: Headers, maxUploadSize: number): HttpError | undefined {
+export function checkTusRequest(
+  method: string,
+  target: TusTarget,
+  headers: Headers,
+  maxUploadSize: number,
+  maxMetadataBytes = Number.POSITIVE_INFINITY,
+): HttpError | undefined {
   if (!allowedMethods(target).includes(method)) {
     return new HttpError('ERR_METHOD_NOT_ALLOWED', `method ${method.slice(0, 32)} is not allowed here`, {
       Allow: allowedMethods(target).join(', '),
@@ -65,7 +71,7 @@ export function checkTusRequest(method: string, target: TusTarget, headers: Head
 
   switch (method) {
     case 'POST':
-      return checkCreation(headers, maxUploadSize);
+      return checkCreation(headers, maxUploadSize, maxMetadataBytes);
     case 'PATCH':
       return checkPatch(headers, maxUploadSize);
     default:
@@ -89,7 +95,7 @@ function checkUploadLength(headers: Headers, maxUploadSize: number): HttpError |
   return undefined;
 }
 
-function checkCreation(headers: Headers, maxUploadSize: number): HttpError | undefined {
+function checkCreation(headers: Headers, maxUploadSize: number, maxMetadataBytes: number): HttpError | undefined {
   if (headers.get('upload-concat') !== null) {
     return new HttpError('ERR_UNSUPPORTED_EXTENSION', 'the concatenation extension is not supported by this server; disable parallel uploads in the client');
   }
@@ -107,6 +113,12 @@ function checkCreation(headers: Headers, maxUploadSize: number): HttpError | und
   if (lengthError) return lengthError;
 
   const metadata = headers.get('upload-metadata');
+  if (metadata !== null && Buffer.byteLength(metadata) > maxMetadataBytes) {
+    return new HttpError(
+      'ERR_INVALID_UPLOAD_METADATA',
+      `Upload-Metadata is ${formatBytes(Buffer.byteLength(metadata))}; the limit is ${formatBytes(maxMetadataBytes)}`,
+    );
+  }
   if (metadata !== null && metadata.trim() !== '') {
     try {
       Metadata.parse(metadata);

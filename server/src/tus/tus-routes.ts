@@ -9,12 +9,25 @@ import { corsHeaders } from '../http/cors.js';
 import { errorResponse } from '../http/error-response.js';
 import type { ServerLifecycle } from '../http/lifecycle.js';
 import { serveDownload } from '../routes/download.js';
+import type { HookDispatcher } from '../hooks/hook-dispatcher.js';
+import type { Logger } from '../logger.js';
+import type { Processing } from '../processing/processing-service.js';
+import { statusPath } from '../routes/status.js';
 import type { UploadStorage } from '../storage/index.js';
 import { checkTusRequest, effectiveMethod, TUS_VERSION, type TusTarget } from './protocol-guard.js';
 import { UploadBody } from './upload-body.js';
 import { uploadIdFromSegment } from './upload-id.js';
+import { REMOTE_ADDRESS_HEADER } from './upload-lifecycle.js';
 
-export type TusRoutesDeps = Readonly<{ config: Config; tus: Server; storage: UploadStorage; lifecycle: ServerLifecycle }>;
+export type TusRoutesDeps = Readonly<{
+  config: Config;
+  tus: Server;
+  storage: UploadStorage;
+  lifecycle: ServerLifecycle;
+  hooks: HookDispatcher;
+  processing: Processing;
+  logger: Logger;
+}>;
 
 /** PATCH always carries upload bytes; POST only with creation-with-upload. */
 function carriesUploadBytes(method: string, headers: Headers): boolean {
@@ -34,7 +47,7 @@ function bodySource(c: Context<AppEnv>): Readable {
  * Kept as plain Hono routes (no app.mount, which strips the prefix and breaks upload
  * URLs; no bodyLimit or cors middleware, which buffer bodies or fight @tus/server's CORS).
  */
-export function tusRoutes({ config, tus, storage, lifecycle }: TusRoutesDeps): Hono<AppEnv> {
+export function tusRoutes({ config, tus, storage, lifecycle, hooks, processing, logger }: TusRoutesDeps): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
 
   async function handle(c: Context<AppEnv>, target: TusTarget): Promise<Response> {
@@ -45,7 +58,7 @@ export function tusRoutes({ config, tus, storage, lifecycle }: TusRoutesDeps): H
       errorResponse(error, { ...cors, 'Tus-Resumable': TUS_VERSION, ...(method === 'HEAD' ? { 'Cache-Control': 'no-store' } : {}) });
     if (target.kind === 'upload') c.set('uploadId', target.id);
 
-    const rejection = checkTusRequest(method, target, raw.headers, config.tus.maxUploadSize);
+    const rejection = checkTusRequest(method, target, raw.headers, config.tus.maxUploadSize, config.validation.maxMetadataBytes);
     if (rejection) return fail(rejection);
 
     if (method === 'GET' && target.kind === 'upload') {
@@ -58,11 +71,14 @@ export function tusRoutes({ config, tus, storage, lifecycle }: TusRoutesDeps): H
     }
 
     const body = carriesUploadBytes(method, raw.headers) ? new UploadBody(bodySource(c), config.server.idleTimeoutMs) : undefined;
-    const untrack = body ? lifecycle.track(body) : undefined;
+    const untrack = body ? lifecycle.track(body, target.kind === 'upload' ? target.id : undefined) : undefined;
     let response: Response;
     try {
       const headers = new Headers(raw.headers);
       headers.delete('x-http-method-override');
+      headers.delete(REMOTE_ADDRESS_HEADER);
+      const remoteAddress = c.env?.incoming?.socket?.remoteAddress;
+      if (remoteAddress) headers.set(REMOTE_ADDRESS_HEADER, remoteAddress);
       // The guard accepts media type parameters; @tus/server compares the whole header.
       if (body) headers.set('content-type', 'application/offset+octet-stream');
       // @tus/server only reads the method, URL, headers and body of the request.
@@ -80,11 +96,27 @@ export function tusRoutes({ config, tus, storage, lifecycle }: TusRoutesDeps): H
     if (body) c.set('bytesIn', body.bytesReceived);
     if (method === 'POST') {
       const id = response.headers.get('location')?.split('/').pop();
-      if (id) c.set('uploadId', id);
+      if (id) {
+        c.set('uploadId', id);
+        // post-create (and post-finish) are queued durably before the client hears of the upload.
+        await hooks.flush(id);
+      }
     }
-    // "The Server MUST prevent the client and/or proxies from caching the response by
-    // adding the Cache-Control: no-store header to the response." (HEAD)
-    if (method === 'HEAD') response.headers.set('Cache-Control', 'no-store');
+    if (body?.cutReason === 'stopped') {
+      response = fail(new HttpError('ERR_UPLOAD_STOPPED', 'this upload was stopped by the server and takes no more bytes'));
+    }
+    if (method === 'HEAD') {
+      // "The Server MUST prevent the client and/or proxies from caching the response by
+      // adding the Cache-Control: no-store header to the response."
+      response.headers.set('Cache-Control', 'no-store');
+      const offset = response.headers.get('upload-offset');
+      if (response.status === 200 && target.kind === 'upload' && offset !== null && offset === response.headers.get('upload-length')) {
+        // A client that saw its finishing PATCH fail learns here that the upload is complete;
+        // make sure its processing is queued (idempotent) before saying so.
+        await processing.ensure(target.id).catch((error: unknown) => logger.error({ err: error, uploadId: target.id }, 'could not queue processing'));
+        response.headers.set('Link', `<${statusPath(target.id)}>; rel="status"`);
+      }
+    }
     // A body we cut short may still be arriving: tell the client this connection is done.
     if (body?.cutReason) response.headers.set('Connection', 'close');
     return response;

@@ -1,4 +1,4 @@
-import { MemoryLocker, Server } from '@tus/server';
+import { MemoryLocker, Server, type ServerOptions } from '@tus/server';
 import type { Locker } from '@tus/utils';
 import type { Config } from '../config.js';
 import { internalError } from '../errors.js';
@@ -6,18 +6,23 @@ import type { Logger } from '../logger.js';
 import type { UploadStorage } from '../storage/index.js';
 import { translateTusError } from './error-mapping.js';
 
-export type TusServerDeps = Readonly<{ config: Config; storage: UploadStorage; logger: Logger; locker?: Locker }>;
+/** The callbacks our upload lifecycle plugs into @tus/server. */
+export type TusCallbacks = Pick<ServerOptions, 'onUploadCreate' | 'onUploadFinish' | 'onIncomingRequest'>;
+
+export type TusServerDeps = Readonly<{ config: Config; storage: UploadStorage; logger: Logger; locker?: Locker; callbacks?: TusCallbacks }>;
 
 /** The @tus/server instance behind our routes. Returned with its locker, which the expiry sweep shares. */
-export function createTusServer({ config, storage, logger, locker = new MemoryLocker() }: TusServerDeps): { tus: Server; locker: Locker } {
+export function createTusServer({ config, storage, logger, locker = new MemoryLocker(), callbacks = {} }: TusServerDeps): { tus: Server; locker: Locker } {
   const tus = new Server({
+    ...callbacks,
+    postReceiveInterval: config.hooks.postReceiveIntervalMs,
     path: config.tus.path,
     datastore: storage.datastore,
     locker,
     maxSize: config.tus.maxUploadSize,
     respectForwardedHeaders: config.server.trustProxy,
     allowedOrigins: config.cors.origins === '*' ? undefined : [...config.cors.origins],
-    exposedHeaders: ['Content-Disposition', 'Content-Range', 'Retry-After'],
+    exposedHeaders: ['Content-Disposition', 'Content-Range', 'Retry-After', 'Link'],
     // Every error leaves as `ERR_CODE: message`; unknown ones are logged and never leak.
     // Without a Host header (HTTP/1.0) an absolute URL would read http://null/...: answer a
     // relative Location instead, which RFC 9110 allows.

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 
-export type CutReason = 'idle' | 'shutdown' | 'client-aborted';
+export type CutReason = 'idle' | 'shutdown' | 'client-aborted' | 'stopped';
 
 /** Queued chunks before we stop reading the socket: a few hundred KiB, never the file. */
 const QUEUED_CHUNKS = 8;

@@ -1,0 +1,44 @@
+import path from 'node:path';
+import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
+import { createFileJobQueue } from './file-job-queue.js';
+import { createFileStatusStore } from './file-status-store.js';
+import type { JobQueue } from './job-queue.js';
+import { detectType } from './processors/detect-type.js';
+import { sha256 } from './processors/sha256.js';
+import type { Processor } from './processors/types.js';
+import { verifySize } from './processors/verify-size.js';
+import type { StatusStore } from './status-store.js';
+import type { UploadStorage } from '../storage/index.js';
+
+export type ProcessingState = Readonly<{ queue: JobQueue; statuses: StatusStore }>;
+
+/**
+ * The durable queue and status records. Embedded: files in the storage directory, so a
+ * single instance needs no service. (A Redis pair joins here for several instances.)
+ */
+export function createProcessingState(config: Config, logger: Logger): ProcessingState {
+  const base = config.storage.directory;
+  const queue = createFileJobQueue({
+    directory: path.join(base, '.queue'),
+    concurrency: { 'process-upload': config.processing.concurrency, 'deliver-hook': 8 },
+    logger,
+    policies: {
+      'process-upload': { maxAttempts: config.processing.maxAttempts, baseDelayMs: config.processing.retryDelayMs, maxDelayMs: 5 * 60_000 },
+      'deliver-hook': { maxAttempts: config.hooks.maxAttempts, baseDelayMs: config.hooks.retryDelayMs, maxDelayMs: 5 * 60_000 },
+    },
+  });
+  return { queue, statuses: createFileStatusStore(path.join(base, '.status')) };
+}
+
+/** The standard processors, in order: size, sha256, real type. Add one here to extend processing. */
+export function defaultProcessors(config: Config, storage: UploadStorage): Processor[] {
+  return [
+    verifySize(async (id) => {
+      const upload = await storage.getUpload(id);
+      return { offset: upload.offset, size: upload.size };
+    }),
+    sha256,
+    detectType(config.validation.allowedTypes),
+  ];
+}

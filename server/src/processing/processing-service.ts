@@ -1,0 +1,149 @@
+import type { Upload } from '@tus/utils';
+import { HttpError } from '../errors.js';
+import type { HookDispatcher } from '../hooks/hook-dispatcher.js';
+import type { HookUpload } from '../hooks/types.js';
+import type { Logger } from '../logger.js';
+import type { UploadStorage } from '../storage/index.js';
+import type { Job, JobQueue } from './job-queue.js';
+import type { Processor } from './processors/types.js';
+import type { ProcessingState, StatusRecord, StatusStore } from './status-store.js';
+
+export type ProcessingDeps = Readonly<{
+  storage: UploadStorage;
+  queue: JobQueue;
+  statuses: StatusStore;
+  processors: readonly Processor[];
+  hooks: HookDispatcher;
+  logger: Logger;
+  /** Delete the bytes of an upload that processing rejects. */
+  deleteRejected: boolean;
+}>;
+
+export const processingKey = (id: string) => `process:${id}`;
+
+export function hookUpload(upload: Pick<Upload, 'id' | 'size' | 'offset' | 'metadata' | 'creation_date'>): HookUpload {
+  const metadata: Record<string, string> = {};
+  for (const [key, value] of Object.entries(upload.metadata ?? {})) metadata[key] = value ?? '';
+  return { id: upload.id, size: upload.size ?? null, offset: upload.offset, metadata, createdAt: upload.creation_date ?? null };
+}
+
+const isFinished = (upload: Upload) => upload.size !== undefined && upload.offset === upload.size;
+const now = () => new Date().toISOString();
+
+/**
+ * Post-upload processing, durable and idempotent per upload id:
+ * - `ensure(id)` enqueues it (the finish path, HEAD on a finished upload and the startup
+ *   sweep all call it; the queue runs it once);
+ * - `run(job)` executes the processors in order, recording each result before the next,
+ *   so a restart resumes after the last recorded step; throwing retries with backoff;
+ * - `dead(job)` records `failed` with the reason after the last attempt;
+ * - every end state is announced through the post-process hook.
+ */
+export function createProcessing({ storage, queue, statuses, processors, hooks, logger, deleteRejected }: ProcessingDeps) {
+  async function ensure(id: string): Promise<boolean> {
+    return queue.enqueue({ key: processingKey(id), group: processingKey(id), kind: 'process-upload', payload: { id } });
+  }
+
+  async function settle(id: string, upload: HookUpload, state: Exclude<ProcessingState, 'processing'>, error: string | null): Promise<StatusRecord> {
+    const record = await statuses.update(id, (current) => ({
+      id,
+      processors: current?.processors ?? {},
+      ...current,
+      state,
+      error,
+      updatedAt: now(),
+    }));
+    const results = Object.fromEntries(Object.entries(record.processors).map(([name, p]) => [name, p.ok ? p.result : { error: p.error }]));
+    await hooks.notify('post-process', { type: 'post-process', upload, request: null, processing: { state, results, error } }, `post-process:${id}`);
+    return record;
+  }
+
+  async function run(job: Job): Promise<void> {
+    const { id } = job.payload as { id: string };
+    let upload: Upload;
+    try {
+      upload = await storage.getUpload(id);
+    } catch (error) {
+      // Terminated or expired before processing ran: nothing left to process.
+      if (error instanceof HttpError && (error.code === 'ERR_UPLOAD_NOT_FOUND' || error.code === 'ERR_UPLOAD_GONE')) {
+        logger.info({ uploadId: id }, 'upload removed before processing; skipped');
+        return;
+      }
+      throw error;
+    }
+    if (!isFinished(upload)) throw new Error(`upload ${id} is not finished (${upload.offset} of ${upload.size ?? '?'} bytes)`);
+    const info = hookUpload(upload);
+    // The finish path queues post-finish; make sure of it here too, for uploads found by the sweep.
+    await hooks.notify('post-finish', { type: 'post-finish', upload: info, request: null }, `post-finish:${id}`);
+
+    let status = await statuses.get(id);
+    if (status && status.state !== 'processing') {
+      // Already settled (say by a pre-finish rejection, or before a crash): only make sure it was announced.
+      await settle(id, info, status.state, status.error);
+      return;
+    }
+    status = await statuses.update(id, (current) => ({ id, processors: {}, error: null, ...current, state: 'processing', updatedAt: now() }));
+
+    const size = upload.size as number;
+    const metadata = info.metadata;
+    for (const processor of processors) {
+      const done = status.processors[processor.name];
+      if (done?.ok) continue;
+      const previous = Object.fromEntries(Object.entries(status.processors).map(([name, p]) => [name, p.result]));
+      let outcome;
+      try {
+        outcome = await processor.run({ id, size, metadata, read: (range) => storage.read(id, range), previous });
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        await statuses.update(id, (current) => ({
+          ...(current as StatusRecord),
+          processors: { ...current?.processors, [processor.name]: { ok: false, error: message, at: now() } },
+          updatedAt: now(),
+        }));
+        throw error;
+      }
+      status = await statuses.update(id, (current) => ({
+        ...(current as StatusRecord),
+        processors: { ...current?.processors, [processor.name]: { ok: true, result: outcome.result, at: now() } },
+        updatedAt: now(),
+      }));
+      if (outcome.reject) {
+        logger.warn({ uploadId: id, processor: processor.name, reason: outcome.reject }, 'upload rejected by processing');
+        if (deleteRejected) await storage.datastore.remove(id).catch((error: unknown) => logger.error({ err: error, uploadId: id }, 'could not delete a rejected upload'));
+        await settle(id, info, 'rejected', outcome.reject);
+        return;
+      }
+    }
+    await settle(id, info, 'done', null);
+    logger.info({ uploadId: id, size }, 'upload processed');
+  }
+
+  async function dead(job: Job, error: unknown): Promise<void> {
+    const { id } = job.payload as { id: string };
+    const reason = `processing failed after ${job.attempts} attempts: ${error instanceof Error ? error.message : String(error)}`;
+    const upload = await storage.getUpload(id).catch(() => undefined);
+    const info = upload ? hookUpload(upload) : { id, size: null, offset: 0, metadata: {}, createdAt: null };
+    await settle(id, info, 'failed', reason);
+  }
+
+  /** Queues processing for every finished upload that has none: run at startup and periodically. */
+  async function reconcile(): Promise<number> {
+    let queued = 0;
+    for (const id of await storage.listUploadIds()) {
+      try {
+        const upload = await storage.getUpload(id);
+        if (isFinished(upload) && (await queue.status(processingKey(id))) === undefined && (await ensure(id))) {
+          logger.info({ uploadId: id }, 'finished upload without processing found; queued');
+          queued += 1;
+        }
+      } catch (error) {
+        logger.warn({ err: error, uploadId: id }, 'processing sweep skipped an upload');
+      }
+    }
+    return queued;
+  }
+
+  return { ensure, run, dead, reconcile };
+}
+
+export type Processing = ReturnType<typeof createProcessing>;

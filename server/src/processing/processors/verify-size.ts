@@ -1,0 +1,17 @@
+import type { Processor } from './types.js';
+
+export type VerifySizeResult = Readonly<{ declared: number; stored: number }>;
+
+/** The stored bytes must be exactly the declared Upload-Length: anything else is corruption. */
+export function verifySize(stat: (id: string) => Promise<{ offset: number; size: number | undefined }>): Processor<VerifySizeResult> {
+  return {
+    name: 'size',
+    async run({ id, size }) {
+      const stored = await stat(id);
+      if (stored.size !== size || stored.offset !== size) {
+        throw new Error(`stored ${stored.offset} bytes but the upload declared ${size}`);
+      }
+      return { result: { declared: size, stored: stored.offset } };
+    },
+  };
+}

@@ -1,0 +1,38 @@
+/** Where processing stands for one upload. 'uploading' is derived from offsets, never stored. */
+export const PROCESSING_STATES = ['processing', 'done', 'failed', 'rejected'] as const;
+export type ProcessingState = (typeof PROCESSING_STATES)[number];
+export type UploadState = 'uploading' | ProcessingState;
+
+export type ProcessorRecord = Readonly<{
+  ok: boolean;
+  result?: unknown;
+  error?: string;
+  at: string;
+}>;
+
+export type StatusRecord = Readonly<{
+  id: string;
+  state: ProcessingState;
+  /** Each processor's outcome, in the order they ran. */
+  processors: Readonly<Record<string, ProcessorRecord>>;
+  /** Why the upload failed or was rejected. */
+  error: string | null;
+  /** A post-receive hook asked to stop this upload: further PATCHes are refused. */
+  stopped?: boolean;
+  updatedAt: string;
+}>;
+
+export type StatusListener = (record: StatusRecord) => void;
+
+/**
+ * Processing status per upload. The embedded store keeps JSON records beside the uploads;
+ * a Redis store can implement the same interface for several instances.
+ */
+export interface StatusStore {
+  get(id: string): Promise<StatusRecord | undefined>;
+  /** Read-modify-write of one record; updates of one id are applied one at a time. */
+  update(id: string, change: (current: StatusRecord | undefined) => StatusRecord): Promise<StatusRecord>;
+  delete(id: string): Promise<void>;
+  /** Called after each update of `id` in this process (server-sent events). */
+  subscribe(id: string, listener: StatusListener): () => void;
+}

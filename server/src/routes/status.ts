@@ -1,0 +1,104 @@
+import { Hono } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import type { Upload } from '@tus/utils';
+import { HttpError } from '../errors.js';
+import type { AppEnv } from '../http/app-env.js';
+import type { StatusRecord, StatusStore, UploadState } from '../processing/status-store.js';
+import type { UploadStorage } from '../storage/index.js';
+
+export type UploadStatus = Readonly<{
+  id: string;
+  state: UploadState;
+  offset: number | null;
+  length: number | null;
+  metadata: Record<string, string>;
+  /** Each processor's outcome: `{ ok, result }` or `{ ok: false, error }`. */
+  processors: StatusRecord['processors'];
+  error: string | null;
+  uploadUrl: string;
+  updatedAt: string | null;
+}>;
+
+const TERMINAL: readonly UploadState[] = ['done', 'failed', 'rejected'];
+const SSE_POLL_MS = 1000;
+const SSE_MAX_MS = 60 * 60_000;
+
+/** The status resource's path for an upload id; the finish response links to it. */
+export const statusPath = (id: string) => `/uploads/${id}`;
+
+/**
+ * `GET /uploads/<id>`: where an upload stands, from receiving bytes to processed, with each
+ * processor's result. `GET /uploads/<id>/events`: the same as server-sent events until it
+ * settles. Clients poll the first or listen to the second after their last PATCH.
+ */
+export function statusRoutes({ storage, statuses, tusPath, isValidId }: { storage: UploadStorage; statuses: StatusStore; tusPath: string; isValidId(id: string): boolean }) {
+  async function describe(id: string): Promise<UploadStatus> {
+    if (!isValidId(id)) throw new HttpError('ERR_UPLOAD_NOT_FOUND', 'upload not found');
+    const [upload, record] = await Promise.all([
+      storage.getUpload(id).catch((error: unknown) => {
+        if (error instanceof HttpError && error.code === 'ERR_UPLOAD_NOT_FOUND') return undefined;
+        throw error;
+      }),
+      statuses.get(id),
+    ]);
+    // A rejected upload may have been deleted; its status record still answers.
+    if (!upload && !record) throw new HttpError('ERR_UPLOAD_NOT_FOUND', 'upload not found');
+    const finished = upload !== undefined && upload.size !== undefined && upload.offset === upload.size;
+    const state: UploadState = record?.state ?? (finished ? 'processing' : 'uploading');
+    return {
+      id,
+      state,
+      offset: upload?.offset ?? null,
+      length: upload?.size ?? null,
+      metadata: metadataOf(upload),
+      processors: record?.processors ?? {},
+      error: record?.error ?? null,
+      uploadUrl: `${tusPath}/${id}`,
+      updatedAt: record?.updatedAt ?? null,
+    };
+  }
+
+  const routes = new Hono<AppEnv>();
+  routes.get('/uploads/:id', async (c) => {
+    c.set('uploadId', c.req.param('id'));
+    c.header('Cache-Control', 'no-store');
+    return c.json(await describe(c.req.param('id')));
+  });
+  routes.get('/uploads/:id/events', async (c) => {
+    const id = c.req.param('id');
+    c.set('uploadId', id);
+    const first = await describe(id);
+    return streamSSE(c, async (stream) => {
+      let last = '';
+      let wake: (() => void) | undefined;
+      const unsubscribe = statuses.subscribe(id, () => wake?.());
+      stream.onAbort(() => wake?.());
+      const started = Date.now();
+      try {
+        let current = first;
+        while (!stream.aborted && Date.now() - started < SSE_MAX_MS) {
+          const data = JSON.stringify(current);
+          if (data !== last) {
+            await stream.writeSSE({ event: 'status', data });
+            last = data;
+          }
+          if (TERMINAL.includes(current.state)) break;
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            setTimeout(resolve, SSE_POLL_MS).unref();
+          });
+          current = await describe(id).catch(() => current);
+        }
+      } finally {
+        unsubscribe();
+      }
+    });
+  });
+  return routes;
+}
+
+function metadataOf(upload: Upload | undefined): Record<string, string> {
+  const metadata: Record<string, string> = {};
+  for (const [key, value] of Object.entries(upload?.metadata ?? {})) metadata[key] = value ?? '';
+  return metadata;
+}
