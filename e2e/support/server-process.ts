@@ -1,3 +1,4 @@
+import { startCommandArgs } from './start-command.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import net from 'node:net';
@@ -8,7 +9,6 @@ import { fileURLToPath } from 'node:url';
 /** The repository root: the server is started from here, as `npm start` would. */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-const MAIN = 'server/src/main.ts';
 const LISTENING = /^listening on (http:\/\/\S+)\s*$/;
 /** Output kept per process: enough for every log line a test makes, bounded all the same. */
 const MAX_OUTPUT_CHARS = 4 * 1024 * 1024;
@@ -124,9 +124,8 @@ type Spawned = {
 
 function spawnServer(env: NodeJS.ProcessEnv): Spawned {
   installExitHook();
-  // `node --import tsx server/src/main.ts`, what `npm start` runs, without npm in between
-  // (so the PID we hold is the server's own).
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // What `npm start` runs, without npm in between (so the PID we hold is the server's own).
+  const child = spawn(process.execPath, startCommandArgs(), { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   if (child.pid === undefined) throw new Error('the server process could not be spawned');
   const pid = child.pid;
   live.set(pid, child);
