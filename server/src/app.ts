@@ -55,6 +55,7 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
   const hooks = createHookDispatcher({
     handlers: deps.hooks ?? {},
     http: config.hooks.http,
+    blockingTimeoutMs: config.hooks.timeoutMs,
     queue: state.queue,
     logger,
     async onStopUpload(uploadId) {

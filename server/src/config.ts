@@ -165,6 +165,8 @@ export type Config = Readonly<{
   log: Readonly<{ level: LogLevel }>;
   hooks: Readonly<{
     http: Readonly<{ url: string; secret: string; timeoutMs: number }> | undefined;
+    /** Time limit of blocking hooks, HTTP or library. */
+    timeoutMs: number;
     maxAttempts: number;
     retryDelayMs: number;
     postReceiveIntervalMs: number;
@@ -229,6 +231,7 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     log: { level: e.LOG_LEVEL },
     hooks: {
       http: e.HOOKS_URL && e.HOOKS_SECRET ? { url: e.HOOKS_URL, secret: e.HOOKS_SECRET, timeoutMs: e.HOOKS_TIMEOUT } : undefined,
+      timeoutMs: e.HOOKS_TIMEOUT,
       maxAttempts: e.HOOKS_MAX_ATTEMPTS,
       retryDelayMs: e.HOOKS_RETRY_DELAY,
       postReceiveIntervalMs: e.POST_RECEIVE_INTERVAL,

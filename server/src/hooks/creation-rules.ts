@@ -1,6 +1,6 @@
 import { HttpError } from '../errors.js';
 import { sanitizeFilename } from '../filenames.js';
-import { essence, isAllowedType, type MediaTypePatterns } from '../media-types.js';
+import { essence, isAllowedType, isMediaTypePattern, type MediaTypePatterns } from '../media-types.js';
 
 export type CreationRules = Readonly<{
   /** Empty allows every type. */
@@ -29,7 +29,9 @@ export function applyCreationRules(rules: CreationRules, metadata: Readonly<Reco
     const allowed = rules.allowedTypes.join(', ');
     const declared = result.filetype ? essence(result.filetype) : '';
     if (!declared) throw new HttpError('ERR_TYPE_NOT_ALLOWED', `filetype metadata is required; allowed: ${allowed}`);
-    if (!isAllowedType(declared, rules.allowedTypes)) {
+    // "video" or "video/*" is no media type, though video/* would match its major part.
+    const concrete = isMediaTypePattern(declared) && !declared.endsWith('/*');
+    if (!concrete || !isAllowedType(declared, rules.allowedTypes)) {
       throw new HttpError('ERR_TYPE_NOT_ALLOWED', `filetype ${declared.slice(0, 100)} is not allowed; allowed: ${allowed}`);
     }
   }

@@ -17,6 +17,8 @@ export type HookDispatcherDeps = Readonly<{
   logger: Logger;
   /** A post-receive hook asked to stop this upload. */
   onStopUpload(uploadId: string): Promise<void>;
+  /** How long a blocking library handler may take (HOOKS_TIMEOUT; HTTP hooks use their own). */
+  blockingTimeoutMs?: number;
 }>;
 
 const MAX_MESSAGE = 500;
@@ -26,7 +28,10 @@ function clientStatus(status: number | undefined): number {
 }
 
 function rejection(type: HookType, reject: { status?: number; message: string }): HttpError {
-  return new HttpError('ERR_UPLOAD_REJECTED', String(reject.message || `rejected by the ${type} hook`).slice(0, MAX_MESSAGE), {}, clientStatus(reject.status));
+  // Error bodies are one line: a receiver's line breaks and control characters become spaces.
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what we replace
+  const message = String(reject.message || '').replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
+  return new HttpError('ERR_UPLOAD_REJECTED', (message || `rejected by the ${type} hook`).slice(0, MAX_MESSAGE), {}, clientStatus(reject.status));
 }
 
 /** The reply of a blocking HTTP hook, read defensively: anything unexpected is ignored. */
@@ -38,10 +43,14 @@ function parseBlockingReply(json: unknown): BlockingHookResult {
     const { status, message } = reject as Record<string, unknown>;
     result.reject = { status: typeof status === 'number' ? status : undefined, message: typeof message === 'string' ? message : '' };
   }
-  if (metadata && typeof metadata === 'object' && Object.values(metadata).every((v) => typeof v === 'string')) {
-    result.metadata = metadata as Record<string, string>;
-  }
+  // Its keys and values are checked (and a bad one logged) where it is used.
+  if (metadata && typeof metadata === 'object' && !Array.isArray(metadata)) result.metadata = metadata as Record<string, string>;
   return result;
+}
+
+/** Keys an Upload-Metadata header can carry: printable ASCII without spaces or commas; values are strings. */
+function isCarriableMetadata(metadata: Readonly<Record<string, unknown>>): metadata is Readonly<Record<string, string>> {
+  return Object.entries(metadata).every(([key, value]) => /^[\x21-\x2b\x2d-\x7e]+$/.test(key) && typeof value === 'string');
 }
 
 /** A hook receiver's own 4xx becomes the client's answer, with the receiver's message. */
@@ -60,10 +69,30 @@ function messageOf(body: string): string {
  * upload are enqueued in the order they happen (a per-upload chain), and each target gets
  * its own queue group, so a failing HOOKS_URL never delays the library handler.
  */
-export function createHookDispatcher({ handlers, http, queue, logger, onStopUpload }: HookDispatcherDeps) {
+/** Resolves with the handler's result, or rejects with HookTimeoutError after `ms`. */
+async function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new HookTimeoutError(ms)), ms);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function createHookDispatcher({ handlers, http, queue, logger, onStopUpload, blockingTimeoutMs = 5_000 }: HookDispatcherDeps) {
   const chains = new Map<string, Promise<unknown>>();
 
   const targetsFor = (type: HookType): Target[] => [...(handlers[type] ? (['library'] as const) : []), ...(http ? (['http'] as const) : [])];
+
+  /** A metadata change stored as is would break HEAD for good: one a header cannot carry is ignored. */
+  function usable(type: BlockingHookType, event: HookEvent, metadata: Readonly<Record<string, string>> | undefined) {
+    if (metadata === undefined || isCarriableMetadata(metadata)) return metadata;
+    logger.warn({ hook: type, uploadId: event.upload.id, keys: Object.keys(metadata).slice(0, 20) }, 'hook returned metadata an Upload-Metadata header cannot carry; ignored');
+    return undefined;
+  }
 
   async function runBlocking(type: BlockingHookType, event: HookEvent): Promise<BlockingHookResult> {
     let current = event;
@@ -72,21 +101,28 @@ export function createHookDispatcher({ handlers, http, queue, logger, onStopUplo
     if (handler) {
       let result: BlockingHookResult | void;
       try {
-        result = await handler(current);
+        result = await withTimeout(Promise.resolve(handler(current)), blockingTimeoutMs);
       } catch (error) {
         logger.error({ err: error, hook: type, uploadId: event.upload.id }, 'hook handler failed');
+        if (error instanceof HookTimeoutError) throw new HttpError('ERR_HOOK_TIMEOUT', `the ${type} hook did not answer in time; try again later`);
         throw new HttpError('ERR_HOOK_FAILED', `the ${type} hook failed; try again later`, {}, 500);
       }
       if (result?.reject) throw rejection(type, result.reject);
-      if (result?.metadata) {
-        metadata = result.metadata;
+      const changed = usable(type, event, result?.metadata ?? undefined);
+      if (changed) {
+        metadata = changed;
         current = { ...current, upload: { ...current.upload, metadata } };
       }
     }
     if (http) {
       let reply;
       try {
-        reply = await postHook(http, current);
+        // One immediate retry when the connection itself failed (a keep-alive socket the
+        // receiver had just closed); a timeout or an HTTP answer is final.
+        reply = await postHook(http, current).catch((error: unknown) => {
+          if (error instanceof HookHttpError || error instanceof HookTimeoutError) throw error;
+          return postHook(http, current);
+        });
       } catch (error) {
         if (error instanceof HookHttpError && error.status >= 400 && error.status <= 499) {
           throw rejection(type, { status: error.status, message: messageOf(error.responseBody) || `rejected by the ${type} hook` });
@@ -97,7 +133,8 @@ export function createHookDispatcher({ handlers, http, queue, logger, onStopUplo
       }
       const result = parseBlockingReply(reply.json);
       if (result.reject) throw rejection(type, result.reject);
-      if (result.metadata) metadata = result.metadata;
+      const changed = usable(type, event, result.metadata);
+      if (changed) metadata = changed;
     }
     return metadata ? { metadata } : {};
   }

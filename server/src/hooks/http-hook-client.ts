@@ -30,6 +30,25 @@ export type HookReply = Readonly<{ status: number; json: unknown }>;
 
 const MAX_REPLY_BYTES = 64 * 1024;
 
+/** The first `limit` bytes of a reply body; the rest is never read (a receiver cannot fill our memory). */
+async function readLimited(response: Response, limit: number): Promise<string> {
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < limit) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+    }
+  } finally {
+    reader.cancel().catch(() => undefined);
+  }
+  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
+}
+
 /**
  * One signed POST of a hook event to HOOKS_URL. Headers: `Hook-Type`, `Hook-Delivery-Id`,
  * `Hook-Timestamp` (unix seconds) and `Hook-Signature: sha256=<hmac>`.
@@ -39,6 +58,7 @@ export async function postHook(config: HttpHookConfig, event: HookEvent, deliver
   const payload: HookPayload = { ...event, deliveryId: delivery.id ?? randomUUID(), attempt: delivery.attempt ?? 1, sentAt: new Date().toISOString() };
   const body = JSON.stringify(payload);
   let response: Response;
+  let text: string;
   try {
     response = await fetch(config.url, {
       method: 'POST',
@@ -53,11 +73,12 @@ export async function postHook(config: HttpHookConfig, event: HookEvent, deliver
       signal: AbortSignal.timeout(config.timeoutMs),
       redirect: 'error',
     });
+    // Inside the try: the timeout also covers a receiver that stalls its body.
+    text = await readLimited(response, MAX_REPLY_BYTES);
   } catch (error) {
     if (error instanceof DOMException && (error.name === 'TimeoutError' || error.name === 'AbortError')) throw new HookTimeoutError(config.timeoutMs);
     throw error;
   }
-  const text = (await response.text()).slice(0, MAX_REPLY_BYTES);
   if (!response.ok) throw new HookHttpError(response.status, text);
   let json: unknown = null;
   if (text.trim() !== '') {

@@ -102,6 +102,8 @@ export function tusRoutes({ config, tus, storage, lifecycle, hooks, processing, 
         await hooks.flush(id);
       }
     }
+    // Likewise post-terminate: queued durably before the client hears the DELETE succeeded.
+    if (method === 'DELETE' && target.kind === 'upload') await hooks.flush(target.id);
     if (body?.cutReason === 'stopped') {
       response = fail(new HttpError('ERR_UPLOAD_STOPPED', 'this upload was stopped by the server and takes no more bytes'));
     }
