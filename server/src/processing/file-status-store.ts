@@ -6,7 +6,8 @@ import type { StatusListener, StatusRecord, StatusStore } from './status-store.j
 
 /**
  * Status records as JSON files (`<dir>/<id>.json`), replaced atomically. Updates of one id
- * are chained in this process so read-modify-write never loses a processor's result.
+ * (and deletes) are chained in this process so read-modify-write never loses a processor's
+ * result and never writes back a record that was deleted meanwhile.
  */
 export function createFileStatusStore(directory: string): StatusStore {
   const events = new EventEmitter();
@@ -32,16 +33,10 @@ export function createFileStatusStore(directory: string): StatusStore {
     await fs.rename(temp, file(id));
   }
 
-  function update(id: string, change: (current: StatusRecord | undefined) => StatusRecord): Promise<StatusRecord> {
+  /** Runs `step` after every earlier update or delete of `id` in this process. */
+  function serialized<T>(id: string, step: () => Promise<T>): Promise<T> {
     const previous = chains.get(id) ?? Promise.resolve();
-    const next = previous
-      .catch(() => undefined)
-      .then(async () => {
-        const record = change(await get(id));
-        await write(id, record);
-        events.emit(id, record);
-        return record;
-      });
+    const next = previous.catch(() => undefined).then(step);
     chains.set(id, next);
     void next.finally(() => {
       if (chains.get(id) === next) chains.delete(id);
@@ -49,12 +44,20 @@ export function createFileStatusStore(directory: string): StatusStore {
     return next;
   }
 
+  function update(id: string, change: (current: StatusRecord | undefined) => StatusRecord): Promise<StatusRecord> {
+    return serialized(id, async () => {
+      const record = change(await get(id));
+      await write(id, record);
+      events.emit(id, record);
+      return record;
+    });
+  }
+
   return {
     get,
     update,
-    async delete(id: string): Promise<void> {
-      await fs.rm(file(id), { force: true });
-    },
+    // In the same chain as updates: an update in flight cannot write a deleted record back.
+    delete: (id: string) => serialized(id, () => fs.rm(file(id), { force: true })),
     subscribe(id: string, listener: StatusListener): () => void {
       events.on(id, listener);
       return () => events.off(id, listener);

@@ -28,6 +28,14 @@ export function hookUpload(upload: Pick<Upload, 'id' | 'size' | 'offset' | 'meta
 }
 
 const isFinished = (upload: Upload) => upload.size !== undefined && upload.offset === upload.size;
+
+/** The upload's status record vanished mid-run: it was terminated (DELETE) meanwhile. */
+class UploadTerminated extends Error {
+  constructor(readonly uploadId: string) {
+    super(`upload ${uploadId} was terminated during processing`);
+    this.name = 'UploadTerminated';
+  }
+}
 const now = () => new Date().toISOString();
 
 /**
@@ -44,21 +52,42 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
     return queue.enqueue({ key: processingKey(id), group: processingKey(id), kind: 'process-upload', payload: { id } });
   }
 
-  async function settle(id: string, upload: HookUpload, state: Exclude<ProcessingState, 'processing'>, error: string | null): Promise<StatusRecord> {
-    const record = await statuses.update(id, (current) => ({
-      id,
-      processors: current?.processors ?? {},
-      ...current,
-      state,
-      error,
-      updatedAt: now(),
-    }));
+  /**
+   * A status update during a run: the record must still be there. A DELETE of the upload
+   * removes it (post-terminate) while a step may still be running; writing would bring the
+   * status of a terminated upload back, so the run stops instead.
+   */
+  function updateExisting(id: string, change: (current: StatusRecord) => StatusRecord): Promise<StatusRecord> {
+    return statuses.update(id, (current) => {
+      if (!current) throw new UploadTerminated(id);
+      return change(current);
+    });
+  }
+
+  async function settle(
+    id: string,
+    upload: HookUpload,
+    state: Exclude<ProcessingState, 'processing'>,
+    error: string | null,
+    { mustExist = false }: { mustExist?: boolean } = {},
+  ): Promise<StatusRecord> {
+    const change = (current: StatusRecord | undefined): StatusRecord => ({ id, processors: current?.processors ?? {}, ...current, state, error, updatedAt: now() });
+    const record = await (mustExist ? updateExisting(id, change) : statuses.update(id, change));
     const results = Object.fromEntries(Object.entries(record.processors).map(([name, p]) => [name, p.ok ? p.result : { error: p.error }]));
     await hooks.notify('post-process', { type: 'post-process', upload, request: null, processing: { state, results, error } }, `post-process:${id}`);
     return record;
   }
 
   async function run(job: Job): Promise<void> {
+    try {
+      await processUpload(job);
+    } catch (error) {
+      if (!(error instanceof UploadTerminated)) throw error;
+      logger.info({ uploadId: error.uploadId }, 'upload terminated during processing; stopped');
+    }
+  }
+
+  async function processUpload(job: Job): Promise<void> {
     const { id } = job.payload as { id: string };
     let upload: Upload;
     try {
@@ -66,6 +95,14 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
     } catch (error) {
       // Terminated or expired before processing ran: nothing left to process.
       if (error instanceof HttpError && (error.code === 'ERR_UPLOAD_NOT_FOUND' || error.code === 'ERR_UPLOAD_GONE')) {
+        const left = await statuses.get(id);
+        if (left?.state === 'processing' && left.error) {
+          // A rejection whose bytes were deleted (DELETE_REJECTED) before a crash: finish it.
+          await settle(id, { id, size: null, offset: 0, metadata: {}, createdAt: null }, 'rejected', left.error, { mustExist: true });
+          return;
+        }
+        // A record still "processing" was written while the upload was being terminated: drop it.
+        if (left?.state === 'processing') await statuses.delete(id);
         logger.info({ uploadId: id }, 'upload removed before processing; skipped');
         return;
       }
@@ -83,6 +120,8 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
       return;
     }
     status = await statuses.update(id, (current) => ({ id, processors: {}, error: null, ...current, state: 'processing', updatedAt: now() }));
+    // A step rejected the upload before a restart: finish the rejection, never run on to done.
+    if (status.error) return reject(id, info, status.error);
 
     const size = upload.size as number;
     const metadata = info.metadata;
@@ -95,27 +134,40 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
         outcome = await processor.run({ id, size, metadata, read: (range) => storage.read(id, range), previous });
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
-        await statuses.update(id, (current) => ({
-          ...(current as StatusRecord),
-          processors: { ...current?.processors, [processor.name]: { ok: false, error: message, at: now() } },
+        await updateExisting(id, (current) => ({
+          ...current,
+          processors: { ...current.processors, [processor.name]: { ok: false, error: message, at: now() } },
           updatedAt: now(),
         }));
         throw error;
       }
-      status = await statuses.update(id, (current) => ({
-        ...(current as StatusRecord),
-        processors: { ...current?.processors, [processor.name]: { ok: true, result: outcome.result, at: now() } },
+      // The step's result and its rejection are recorded together, so a restart after this
+      // point finishes the rejection instead of skipping the step and running on to done.
+      const rejection = outcome.reject ?? null;
+      status = await updateExisting(id, (current) => ({
+        ...current,
+        processors: { ...current.processors, [processor.name]: { ok: true, result: outcome.result, at: now() } },
+        ...(rejection !== null ? { error: rejection } : {}),
         updatedAt: now(),
       }));
-      if (outcome.reject) {
-        logger.warn({ uploadId: id, processor: processor.name, reason: outcome.reject }, 'upload rejected by processing');
-        if (deleteRejected) await storage.datastore.remove(id).catch((error: unknown) => logger.error({ err: error, uploadId: id }, 'could not delete a rejected upload'));
-        await settle(id, info, 'rejected', outcome.reject);
-        return;
+      if (rejection !== null) {
+        logger.warn({ uploadId: id, processor: processor.name, reason: rejection }, 'upload rejected by processing');
+        return reject(id, info, rejection);
       }
     }
-    await settle(id, info, 'done', null);
+    await settle(id, info, 'done', null, { mustExist: true });
     logger.info({ uploadId: id, size }, 'upload processed');
+  }
+
+  /** Ends a rejected upload: its bytes go first (DELETE_REJECTED), so "rejected" means they are gone. */
+  async function reject(id: string, info: HookUpload, reason: string): Promise<void> {
+    if (deleteRejected) {
+      await storage.datastore.remove(id).catch((error: unknown) => {
+        // Already gone (deleted before a restart) is fine.
+        if ((error as { status_code?: number }).status_code !== 404) logger.error({ err: error, uploadId: id }, 'could not delete a rejected upload');
+      });
+    }
+    await settle(id, info, 'rejected', reason, { mustExist: true });
   }
 
   async function dead(job: Job, error: unknown): Promise<void> {

@@ -71,7 +71,12 @@ export function statusRoutes({ storage, statuses, tusPath, isValidId }: { storag
     return streamSSE(c, async (stream) => {
       let last = '';
       let wake: (() => void) | undefined;
-      const unsubscribe = statuses.subscribe(id, () => wake?.());
+      // Set by an update that lands while we are not waiting (say mid-describe): look again at once.
+      let changed = false;
+      const unsubscribe = statuses.subscribe(id, () => {
+        changed = true;
+        wake?.();
+      });
       stream.onAbort(() => wake?.());
       const started = Date.now();
       try {
@@ -83,10 +88,13 @@ export function statusRoutes({ storage, statuses, tusPath, isValidId }: { storag
             last = data;
           }
           if (TERMINAL.includes(current.state)) break;
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-            setTimeout(resolve, SSE_POLL_MS).unref();
-          });
+          if (!changed) {
+            await new Promise<void>((resolve) => {
+              wake = resolve;
+              setTimeout(resolve, SSE_POLL_MS).unref();
+            });
+          }
+          changed = false;
           current = await describe(id).catch(() => current);
         }
       } finally {

@@ -1,0 +1,423 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { Upload } from '@tus/utils';
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { HttpError } from '../errors.js';
+import type { HookDispatcher } from '../hooks/hook-dispatcher.js';
+import type { HookEvent, NotifyingHookType } from '../hooks/types.js';
+import { createFileStorage } from '../storage/file-storage.js';
+import type { UploadStorage } from '../storage/index.js';
+import { createFileJobQueue } from './file-job-queue.js';
+import { createFileStatusStore } from './file-status-store.js';
+import { within } from './job-queue.contract.js';
+import type { Job, JobQueue } from './job-queue.js';
+import { createProcessing, processingKey } from './processing-service.js';
+import { detectType } from './processors/detect-type.js';
+import { sha256 } from './processors/sha256.js';
+import type { Processor } from './processors/types.js';
+import { verifySize } from './processors/verify-size.js';
+import type { StatusRecord, StatusStore } from './status-store.js';
+
+const silent = pino({ level: 'silent' });
+const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+const mp4Header = Buffer.concat([Buffer.from([0, 0, 0, 0x18]), Buffer.from('ftypisom', 'latin1'), Buffer.from([0, 0, 2, 0]), Buffer.from('isomiso2', 'latin1')]);
+const MP4 = Buffer.concat([mp4Header, Buffer.alloc(5000, 7)]);
+const EXE = Buffer.concat([Buffer.from('MZ', 'latin1'), Buffer.alloc(5000, 9)]);
+
+type Notified = { type: NotifyingHookType; event: HookEvent; key: string };
+
+/** The dispatcher as processing uses it: only notify, recorded. */
+function recordingHooks(): { hooks: HookDispatcher; notified: Notified[] } {
+  const notified: Notified[] = [];
+  const hooks = {
+    notify: async (type: NotifyingHookType, event: HookEvent, key: string) => {
+      notified.push({ type, event, key });
+    },
+    runBlocking: async () => ({}),
+    flush: async () => undefined,
+    deliver: async () => undefined,
+    hasTargets: () => false,
+  } as unknown as HookDispatcher;
+  return { hooks, notified };
+}
+
+/** Wraps a processor to count its runs and optionally fail the first `failures` of them. */
+function counted<R>(processor: Processor<R>, { failures = 0, message = 'transient failure' } = {}) {
+  const calls: { previous: Readonly<Record<string, unknown>> }[] = [];
+  const wrapped: Processor<R> = {
+    name: processor.name,
+    async run(input) {
+      calls.push({ previous: input.previous });
+      if (calls.length <= failures) throw new Error(message);
+      return processor.run(input);
+    },
+  };
+  return { processor: wrapped, calls };
+}
+
+const jobFor = (id: string, attempts = 0): Job => ({
+  key: processingKey(id),
+  group: processingKey(id),
+  kind: 'process-upload',
+  payload: { id },
+  seq: 1,
+  enqueuedAt: new Date().toISOString(),
+  attempts,
+  lastError: null,
+});
+
+describe('processing service', () => {
+  let dir: string;
+  let storage: UploadStorage;
+  let statuses: StatusStore;
+  let queue: JobQueue;
+  let hooks: ReturnType<typeof recordingHooks>;
+
+  beforeEach(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tus-processing-'));
+    storage = await createFileStorage({ directory: dir, uploadExpiryMs: 0 });
+    statuses = createFileStatusStore(path.join(dir, '.status'));
+    queue = createFileJobQueue({
+      directory: path.join(dir, '.queue'),
+      logger: silent,
+      concurrency: { 'process-upload': 2, 'deliver-hook': 2 },
+      policies: {
+        'process-upload': { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 50 },
+        'deliver-hook': { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 50 },
+      },
+    });
+    hooks = recordingHooks();
+  });
+  afterEach(async () => {
+    await within(queue.stop(), 'the queue to stop').catch(() => undefined);
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  const standard = (allowedTypes: string[] = []): Processor[] => [
+    verifySize(async (id) => {
+      const upload = await storage.getUpload(id);
+      return { offset: upload.offset, size: upload.size };
+    }),
+    sha256,
+    detectType(allowedTypes),
+  ];
+
+  function service(processors: readonly Processor[], deleteRejected = false) {
+    return createProcessing({ storage, queue, statuses, processors, hooks: hooks.hooks, logger: silent, deleteRejected });
+  }
+
+  /** An upload in storage of `content`, with `written` of its bytes stored (all by default). */
+  async function putUpload(id: string, content: Buffer, { metadata = {}, written = content.length }: { metadata?: Record<string, string>; written?: number } = {}) {
+    await storage.datastore.create(new Upload({ id, size: content.length, offset: 0, metadata }));
+    if (written > 0) await storage.datastore.write(Readable.from([content.subarray(0, written)]), id, 0);
+  }
+
+  const postProcess = () => hooks.notified.filter((n) => n.type === 'post-process');
+
+  it('runs the processors in order and records each result, then done', async () => {
+    await putUpload('u1', MP4, { metadata: { filename: 'a.mp4', filetype: 'video/mp4' } });
+    await service(standard(['video/*'])).run(jobFor('u1'));
+    const status = await statuses.get('u1');
+    expect(status).toMatchObject({ id: 'u1', state: 'done', error: null });
+    expect(Object.keys(status!.processors)).toEqual(['size', 'sha256', 'type']);
+    expect(status!.processors.size).toMatchObject({ ok: true, result: { declared: MP4.length, stored: MP4.length } });
+    expect(status!.processors.sha256).toMatchObject({ ok: true, result: { sha256: sha(MP4), bytes: MP4.length } });
+    expect(status!.processors.type).toMatchObject({ ok: true, result: { detected: 'video/mp4', declared: 'video/mp4', matchesDeclared: true } });
+    // post-finish is made sure of, and post-process announces the outcome with every result.
+    expect(hooks.notified.map((n) => [n.type, n.key])).toEqual([
+      ['post-finish', 'post-finish:u1'],
+      ['post-process', 'post-process:u1'],
+    ]);
+    expect(postProcess()[0]!.event.processing).toEqual({
+      state: 'done',
+      error: null,
+      results: {
+        size: { declared: MP4.length, stored: MP4.length },
+        sha256: { sha256: sha(MP4), bytes: MP4.length },
+        type: { detected: 'video/mp4', declared: 'video/mp4', matchesDeclared: true },
+      },
+    });
+    expect(postProcess()[0]!.event.upload).toMatchObject({ id: 'u1', size: MP4.length, offset: MP4.length, metadata: { filename: 'a.mp4', filetype: 'video/mp4' } });
+  });
+
+  it('hands each processor the results of the ones before it', async () => {
+    await putUpload('u1', Buffer.from('hello world'));
+    const last = counted<null>({ name: 'last', run: async () => ({ result: null }) });
+    await service([...standard(), last.processor]).run(jobFor('u1'));
+    expect(last.calls[0]!.previous).toMatchObject({ size: { stored: 11 }, sha256: { sha256: sha('hello world') }, type: { detected: null } });
+  });
+
+  it('resumes after the last recorded step: a recorded step is not run again', async () => {
+    await putUpload('u1', Buffer.from('hello world'));
+    const sizeRecord = { ok: true, result: { declared: 11, stored: 11 }, at: '2026-01-01T00:00:00.000Z' };
+    // What a process killed during sha256 leaves behind.
+    await statuses.update('u1', () => ({ id: 'u1', state: 'processing', processors: { size: sizeRecord }, error: null, updatedAt: sizeRecord.at }));
+    const [size, hash, type] = standard().map((p) => counted(p));
+    await service([size!.processor, hash!.processor, type!.processor]).run(jobFor('u1'));
+    expect(size!.calls).toHaveLength(0);
+    expect(hash!.calls).toHaveLength(1);
+    expect(type!.calls).toHaveLength(1);
+    // The later steps still see the recorded result.
+    expect(hash!.calls[0]!.previous).toEqual({ size: sizeRecord.result });
+    const status = await statuses.get('u1');
+    expect(status?.state).toBe('done');
+    expect(status?.processors.size).toEqual(sizeRecord);
+    expect(status?.processors.sha256?.result).toEqual({ sha256: sha('hello world'), bytes: 11 });
+  });
+
+  it('a failing step is recorded with its error and throws (for the queue to retry); the retry resumes there', async () => {
+    await putUpload('u1', Buffer.from('hello world'));
+    const [size, hash, type] = standard().map((p, i) => counted(p, { failures: i === 1 ? 1 : 0, message: 'disk hiccup' }));
+    const processing = service([size!.processor, hash!.processor, type!.processor]);
+    await expect(processing.run(jobFor('u1'))).rejects.toThrow('disk hiccup');
+    let status = await statuses.get('u1');
+    expect(status?.state).toBe('processing');
+    expect(status?.processors.size?.ok).toBe(true);
+    expect(status?.processors.sha256).toMatchObject({ ok: false, error: 'disk hiccup' });
+    expect(status?.processors.type).toBeUndefined();
+    expect(postProcess()).toHaveLength(0);
+
+    await processing.run(jobFor('u1', 1));
+    status = await statuses.get('u1');
+    expect(status?.state).toBe('done');
+    expect(status?.processors.sha256).toMatchObject({ ok: true, result: { sha256: sha('hello world') } });
+    expect([size!.calls.length, hash!.calls.length, type!.calls.length]).toEqual([1, 2, 1]);
+  });
+
+  it('a disallowed real type ends rejected, stops processing and keeps the bytes', async () => {
+    await putUpload('u1', EXE, { metadata: { filename: 'movie.mp4', filetype: 'video/mp4' } });
+    const after = counted<null>({ name: 'after', run: async () => ({ result: null }) });
+    await service([...standard(['video/*']), after.processor]).run(jobFor('u1'));
+    const status = await statuses.get('u1');
+    expect(status?.state).toBe('rejected');
+    expect(status?.error).toContain('application/x-msdownload');
+    expect(status?.processors.type?.result).toMatchObject({ detected: 'application/x-msdownload', declared: 'video/mp4' });
+    expect(after.calls).toHaveLength(0);
+    expect((await storage.getUpload('u1')).offset).toBe(EXE.length);
+    expect(postProcess().map((n) => n.event.processing?.state)).toEqual(['rejected']);
+    expect(postProcess()[0]!.event.processing?.error).toBe(status?.error);
+  });
+
+  it('with deleteRejected, a rejected upload loses its bytes but keeps its status', async () => {
+    await putUpload('u1', EXE, { metadata: { filetype: 'video/mp4' } });
+    await service(standard(['video/*']), true).run(jobFor('u1'));
+    expect((await statuses.get('u1'))?.state).toBe('rejected');
+    await expect(storage.getUpload('u1')).rejects.toMatchObject({ code: 'ERR_UPLOAD_NOT_FOUND' });
+    expect(await fs.readdir(dir)).not.toContain('u1');
+  });
+
+  describe('a crash between the rejecting step and the end (simulated: a status write that never returns)', () => {
+    /** The status store of a process that dies at the first write `dies` matches, before or after it lands. */
+    function dyingStatuses(dies: (record: StatusRecord) => boolean, when: 'before-write' | 'after-write'): StatusStore {
+      return {
+        ...statuses,
+        update: async (id, change) => {
+          if (when === 'before-write') {
+            return statuses.update(id, (current) => {
+              const record = change(current);
+              if (dies(record)) throw new Error('simulated crash');
+              return record;
+            });
+          }
+          const record = await statuses.update(id, change);
+          if (dies(record)) throw new Error('simulated crash');
+          return record;
+        },
+      };
+    }
+    const typeRecorded = (record: StatusRecord) => record.processors.type !== undefined;
+
+    async function crashThenRestart(deleteRejected: boolean, dies: (record: StatusRecord) => boolean, when: 'before-write' | 'after-write') {
+      await putUpload('u1', EXE, { metadata: { filename: 'movie.mp4', filetype: 'video/mp4' } });
+      const crashing = createProcessing({ storage, queue, statuses: dyingStatuses(dies, when), processors: standard(['video/*']), hooks: hooks.hooks, logger: silent, deleteRejected });
+      await expect(crashing.run(jobFor('u1'))).rejects.toThrow('simulated crash');
+      const [size, hash, type] = standard(['video/*']).map((p) => counted(p));
+      await service([size!.processor, hash!.processor, type!.processor], deleteRejected).run(jobFor('u1', 1));
+      return { calls: [size!.calls.length, hash!.calls.length, type!.calls.length] };
+    }
+
+    it('right after the rejecting step was recorded: the restart rejects, it does not end done', async () => {
+      const { calls } = await crashThenRestart(false, typeRecorded, 'after-write');
+      const status = await statuses.get('u1');
+      expect(status?.state).toBe('rejected');
+      expect(status?.error).toContain('application/x-msdownload');
+      expect(calls).toEqual([0, 0, 0]);
+      expect(postProcess().map((n) => n.event.processing?.state)).toEqual(['rejected']);
+    });
+
+    it('with deleteRejected, before the bytes were deleted: the restart deletes them and rejects', async () => {
+      await crashThenRestart(true, typeRecorded, 'after-write');
+      expect((await statuses.get('u1'))?.state).toBe('rejected');
+      await expect(storage.getUpload('u1')).rejects.toMatchObject({ code: 'ERR_UPLOAD_NOT_FOUND' });
+    });
+
+    it('with deleteRejected, after the bytes were deleted but before it was settled: the restart settles it rejected', async () => {
+      await crashThenRestart(true, (record) => record.state === 'rejected', 'before-write');
+      await expect(storage.getUpload('u1')).rejects.toMatchObject({ code: 'ERR_UPLOAD_NOT_FOUND' });
+      const status = await statuses.get('u1');
+      expect(status?.state).toBe('rejected');
+      expect(status?.error).toContain('application/x-msdownload');
+      expect(postProcess().map((n) => n.event.processing?.state)).toEqual(['rejected']);
+    });
+  });
+
+  it('a record left "processing" by an upload terminated mid-run is removed when the job runs again', async () => {
+    await putUpload('u1', Buffer.from('abc'));
+    await statuses.update('u1', () => ({ id: 'u1', state: 'processing', processors: { size: { ok: true, result: {}, at: '' } }, error: null, updatedAt: '' }));
+    await storage.datastore.remove('u1');
+    await service(standard()).run(jobFor('u1'));
+    expect(await statuses.get('u1')).toBeUndefined();
+    expect(postProcess()).toEqual([]);
+  });
+
+  it('a step that ends after its upload was terminated writes nothing back and announces nothing', async () => {
+    await putUpload('u1', Buffer.from('abc'));
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    const slow: Processor<string> = {
+      name: 'slow',
+      run: async () => {
+        started();
+        await gate;
+        return { result: 'late' };
+      },
+    };
+    const runDone = service([sha256, slow]).run(jobFor('u1'));
+    await within(running, 'the slow step to start');
+    // What a DELETE does: remove the upload, then (post-terminate) its status.
+    await storage.datastore.remove('u1');
+    await statuses.delete('u1');
+    release();
+    await within(runDone, 'the run to end');
+    expect(await statuses.get('u1')).toBeUndefined();
+    expect(postProcess()).toEqual([]);
+  });
+
+  it('dead() records failed with the reason and the attempt count, and announces it', async () => {
+    await putUpload('u1', Buffer.from('abc'));
+    await service(standard()).dead(jobFor('u1', 5), new Error('sha256 exploded'));
+    const status = await statuses.get('u1');
+    expect(status).toMatchObject({ state: 'failed', error: 'processing failed after 5 attempts: sha256 exploded' });
+    expect(postProcess().map((n) => n.event.processing)).toEqual([{ state: 'failed', error: 'processing failed after 5 attempts: sha256 exploded', results: {} }]);
+  });
+
+  it('dead() keeps the results recorded so far', async () => {
+    await putUpload('u1', Buffer.from('abc'));
+    const failing = counted<null>({ name: 'thumbnail', run: async () => ({ result: null }) }, { failures: 99, message: 'no ffmpeg' });
+    const processing = service([...standard(), failing.processor]);
+    await expect(processing.run(jobFor('u1'))).rejects.toThrow('no ffmpeg');
+    await processing.dead(jobFor('u1', 1), new Error('no ffmpeg'));
+    const status = await statuses.get('u1');
+    expect(status?.state).toBe('failed');
+    expect(status?.processors.sha256?.ok).toBe(true);
+    expect(status?.processors.thumbnail).toMatchObject({ ok: false, error: 'no ffmpeg' });
+    expect(postProcess()[0]!.event.processing?.results).toMatchObject({ sha256: { sha256: sha('abc') }, thumbnail: { error: 'no ffmpeg' } });
+  });
+
+  it('dead() of an upload that is gone still records failed', async () => {
+    await service(standard()).dead(jobFor('gone', 3), 'a string reason');
+    expect(await statuses.get('gone')).toMatchObject({ state: 'failed', error: 'processing failed after 3 attempts: a string reason' });
+  });
+
+  it('on the queue: a step that keeps failing ends failed after maxAttempts, announced once', async () => {
+    await putUpload('u1', Buffer.from('abc'));
+    const failing = counted<null>({ name: 'flaky', run: async () => ({ result: null }) }, { failures: 99, message: 'upstream down' });
+    const processing = service([...standard(), failing.processor]);
+    queue.start({ run: (job) => processing.run(job), dead: (job, error) => processing.dead(job, error) });
+    expect(await processing.ensure('u1')).toBe(true);
+    await within(queue.idle(), 'processing to give up');
+    expect(failing.calls).toHaveLength(3);
+    expect(await statuses.get('u1')).toMatchObject({ state: 'failed', error: 'processing failed after 3 attempts: upstream down' });
+    expect(postProcess().map((n) => n.event.processing?.state)).toEqual(['failed']);
+    expect(await queue.status(processingKey('u1'))).toBe('dead');
+  });
+
+  it('an upload already settled (rejected by pre-finish) is not processed, only announced', async () => {
+    await putUpload('u1', Buffer.from('abc'));
+    const record: StatusRecord = { id: 'u1', state: 'rejected', processors: {}, error: 'rejected by the pre-finish hook: no', updatedAt: new Date().toISOString() };
+    await statuses.update('u1', () => record);
+    const [size] = standard().map((p) => counted(p));
+    await service([size!.processor]).run(jobFor('u1'));
+    expect(size!.calls).toHaveLength(0);
+    expect((await statuses.get('u1'))?.state).toBe('rejected');
+    expect(postProcess().map((n) => [n.event.processing?.state, n.event.processing?.error])).toEqual([['rejected', 'rejected by the pre-finish hook: no']]);
+  });
+
+  it('an unfinished upload is not processed: run throws and records nothing', async () => {
+    await putUpload('u1', Buffer.from('0123456789'), { written: 4 });
+    await expect(service(standard()).run(jobFor('u1'))).rejects.toThrow('upload u1 is not finished (4 of 10 bytes)');
+    expect(await statuses.get('u1')).toBeUndefined();
+  });
+
+  it('an upload removed before its processing ran is skipped', async () => {
+    await service(standard()).run(jobFor('never-existed'));
+    await putUpload('u2', Buffer.from('abc'));
+    await storage.datastore.remove('u2');
+    await service(standard()).run(jobFor('u2'));
+    expect(await statuses.get('never-existed')).toBeUndefined();
+    expect(await statuses.get('u2')).toBeUndefined();
+    expect(hooks.notified).toEqual([]);
+  });
+
+  it('a storage error other than "not found" fails the run (to be retried)', async () => {
+    const broken: UploadStorage = { ...storage, getUpload: async () => Promise.reject(new HttpError('ERR_STORAGE_UNAVAILABLE', 'disk gone')) };
+    const processing = createProcessing({ storage: broken, queue, statuses, processors: standard(), hooks: hooks.hooks, logger: silent, deleteRejected: false });
+    await expect(processing.run(jobFor('u1'))).rejects.toThrow('disk gone');
+  });
+
+  it('a zero-byte upload is processed', async () => {
+    await putUpload('empty', Buffer.alloc(0), { metadata: { filetype: 'text/plain' } });
+    await service(standard(['text/*'])).run(jobFor('empty'));
+    const status = await statuses.get('empty');
+    expect(status?.state).toBe('done');
+    expect(status?.processors.sha256?.result).toEqual({ sha256: sha(''), bytes: 0 });
+  });
+
+  it('ensure() enqueues once per upload id', async () => {
+    const processing = service(standard());
+    expect(await processing.ensure('u1')).toBe(true);
+    expect(await processing.ensure('u1')).toBe(false);
+    expect(await queue.status(processingKey('u1'))).toBe('pending');
+    expect(await queue.status(processingKey('u2'))).toBeUndefined();
+  });
+
+  it('reconcile() queues exactly the finished uploads that have no processing job', async () => {
+    const processing = service(standard());
+    await putUpload('finished-a', Buffer.from('aaa'));
+    await putUpload('finished-b', Buffer.from('bbb'));
+    await putUpload('unfinished', Buffer.from('cccccc'), { written: 2 });
+    await putUpload('already-queued', Buffer.from('ddd'));
+    await processing.ensure('already-queued');
+    await putUpload('already-done', Buffer.from('eee'));
+    await processing.ensure('already-done');
+    queue.start({ run: (job) => processing.run(job), dead: (job, error) => processing.dead(job, error) });
+    await within(queue.idle(), 'the queued processing to finish');
+    await queue.stop();
+
+    expect(await processing.reconcile()).toBe(2);
+    expect(await queue.status(processingKey('finished-a'))).toBe('pending');
+    expect(await queue.status(processingKey('finished-b'))).toBe('pending');
+    expect(await queue.status(processingKey('unfinished'))).toBeUndefined();
+    // A second sweep finds nothing new.
+    expect(await processing.reconcile()).toBe(0);
+
+    queue.start({ run: (job) => processing.run(job), dead: (job, error) => processing.dead(job, error) });
+    await within(queue.idle(), 'the reconciled processing to finish');
+    for (const id of ['finished-a', 'finished-b', 'already-queued', 'already-done']) expect((await statuses.get(id))?.state, id).toBe('done');
+    expect(await statuses.get('unfinished')).toBeUndefined();
+  });
+
+  it('reconcile() skips an upload it cannot read and goes on', async () => {
+    await putUpload('fine', Buffer.from('abc'));
+    await putUpload('broken', Buffer.from('abc'));
+    await fs.writeFile(path.join(dir, 'broken.json'), '{not json');
+    expect(await service(standard()).reconcile()).toBe(1);
+    expect(await queue.status(processingKey('fine'))).toBe('pending');
+  });
+});
