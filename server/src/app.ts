@@ -95,7 +95,7 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
   app.use(requestLog(logger));
   app.route('/', healthRoutes({ storage, lifecycle, logger }));
   app.use(rejectWhileDraining(lifecycle));
-  app.route('/', statusRoutes({ storage, statuses: state.statuses, tusPath: config.tus.path, isValidId: isValidUploadId }));
+  app.route('/', statusRoutes({ storage, statuses: state.statuses, tusPath: config.tus.path, cors: config.cors, isValidId: isValidUploadId }));
   app.route('/', tusRoutes({ config, tus, storage, lifecycle, hooks, processing, logger }));
 
   app.notFound(() => errorResponse(new HttpError('ERR_NOT_FOUND', 'no such resource')));

@@ -106,6 +106,23 @@ describe('GET /uploads/<id>', () => {
   });
 });
 
+describe('CORS on the status resource', () => {
+  it('lets an allowed browser origin read statuses and their errors, and no other origin', async () => {
+    const app = await testApp({ CORS_ORIGINS: 'https://app.example.com' });
+    const { id } = await createUpload(app.app, { 'Upload-Length': '5' });
+    const ok = await app.app.request(`/uploads/${id}`, { headers: { Origin: 'https://app.example.com' } });
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+    const missing = await app.app.request('/uploads/0123456789abcdef0123456789abcdef', { headers: { Origin: 'https://app.example.com' } });
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+    const events = await app.app.request('/uploads/0123456789abcdef0123456789abcdef/events', { headers: { Origin: 'https://app.example.com' } });
+    expect(events.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+    const other = await app.app.request(`/uploads/${id}`, { headers: { Origin: 'https://evil.example' } });
+    expect(other.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
+
 describe('GET /uploads/<id>/events', () => {
   it('streams each change from processing to done, then ends', async () => {
     const app = await testApp();

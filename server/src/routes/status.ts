@@ -2,7 +2,9 @@ import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import type { Upload } from '@tus/utils';
 import { HttpError } from '../errors.js';
+import type { Config } from '../config.js';
 import type { AppEnv } from '../http/app-env.js';
+import { corsHeaders } from '../http/cors.js';
 import type { StatusRecord, StatusStore, UploadState } from '../processing/status-store.js';
 import type { UploadStorage } from '../storage/index.js';
 
@@ -31,7 +33,15 @@ export const statusPath = (id: string) => `/uploads/${id}`;
  * processor's result. `GET /uploads/<id>/events`: the same as server-sent events until it
  * settles. Clients poll the first or listen to the second after their last PATCH.
  */
-export function statusRoutes({ storage, statuses, tusPath, isValidId }: { storage: UploadStorage; statuses: StatusStore; tusPath: string; isValidId(id: string): boolean }) {
+export type StatusRoutesDeps = Readonly<{
+  storage: UploadStorage;
+  statuses: StatusStore;
+  tusPath: string;
+  cors: Config['cors'];
+  isValidId(id: string): boolean;
+}>;
+
+export function statusRoutes({ storage, statuses, tusPath, cors, isValidId }: StatusRoutesDeps) {
   async function describe(id: string): Promise<UploadStatus> {
     if (!isValidId(id)) throw new HttpError('ERR_UPLOAD_NOT_FOUND', 'upload not found');
     const [upload, record] = await Promise.all([
@@ -59,6 +69,14 @@ export function statusRoutes({ storage, statuses, tusPath, isValidId }: { storag
   }
 
   const routes = new Hono<AppEnv>();
+  // Browsers on another origin poll this after uploading: they need CORS headers to read it,
+  // errors included.
+  routes.use('/uploads/*', async function statusCors(c, next) {
+    const headers = corsHeaders(cors, c.req.header('origin'));
+    for (const [name, value] of Object.entries(headers)) c.header(name, value);
+    await next();
+    if (c.res.status >= 400) for (const [name, value] of Object.entries(headers)) c.res.headers.set(name, value);
+  });
   routes.get('/uploads/:id', async (c) => {
     c.set('uploadId', c.req.param('id'));
     c.header('Cache-Control', 'no-store');
