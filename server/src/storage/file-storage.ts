@@ -28,6 +28,8 @@ const isComplete = (upload: Upload) => upload.size !== undefined && upload.offse
 class TrackedFileStore extends FileStore {
   constructor(private readonly root: string, expirationPeriodInMilliseconds: number) {
     super({ directory: root, expirationPeriodInMilliseconds, configstore: new AtomicFileKvStore(root) });
+    // Tus-Extension must not promise expiration when uploads never expire (UPLOAD_EXPIRY=0).
+    if (expirationPeriodInMilliseconds <= 0) this.extensions = this.extensions.filter((extension) => extension !== 'expiration');
   }
 
   tombstonePath(id: string): string {

@@ -64,6 +64,13 @@ describe('OPTIONS', () => {
     }
   });
 
+  it('does not announce expiration when uploads never expire', async () => {
+    const forever = await newApp({ UPLOAD_EXPIRY: '0' });
+    const res = await forever.app.request('/files', { method: 'OPTIONS' });
+    expect(res.headers.get('tus-extension')?.split(',')).not.toContain('expiration');
+    expect(res.headers.get('tus-extension')?.split(',')).toContain('termination');
+  });
+
   it('announces the configured maximum size', async () => {
     const small = await newApp({ MAX_UPLOAD_SIZE: '10MiB' });
     const res = await small.app.request('/files', { method: 'OPTIONS' });
@@ -200,6 +207,22 @@ describe('HEAD', () => {
     const res = await headUpload(t.app, '/files/bad.id');
     expect(res.status).toBe(404);
     expect(res.headers.get('tus-resumable')).toBe('1.0.0');
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    const overridden = await t.app.request('/files/bad.id', { method: 'POST', headers: { ...TUS, 'X-HTTP-Method-Override': 'HEAD' } });
+    expect(overridden.status).toBe(404);
+    expect(overridden.headers.get('cache-control')).toBe('no-store');
+  });
+
+  it('omits Upload-Metadata for an upload created without metadata', async () => {
+    // The header "MUST consist of one or more comma-separated key-value pairs"; tusd omits it.
+    const creations: Record<string, string>[] = [{ 'Upload-Length': '3' }, { 'Upload-Length': '0' }, { 'Upload-Defer-Length': '1' }];
+    for (const headers of creations) {
+      const { path: uploadPath } = await createUpload(t.app, headers);
+      const res = await headUpload(t.app, uploadPath);
+      expect(res.status).toBe(200);
+      expect(res.headers.has('upload-metadata')).toBe(false);
+      expect(res.headers.get('upload-offset')).toBe('0');
+    }
   });
 
   it('answers 412 with no-store when the version is missing', async () => {
@@ -400,6 +423,20 @@ describe('Tus-Resumable', () => {
     expect(res.headers.get('location')).toBeNull();
     expect((await fs.readdir(t.storageDir)).filter((name) => !name.startsWith('.'))).toEqual([]);
   });
+
+  it('a download answers with Tus-Resumable, like every tus response but OPTIONS', async () => {
+    const { path: uploadPath } = await createFinishedUpload(t.app, 'done');
+    const ok = await t.app.request(uploadPath);
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get('tus-resumable')).toBe('1.0.0');
+    const { path: unfinished } = await createUpload(t.app, { 'Upload-Length': '10' });
+    const notFinished = await t.app.request(unfinished);
+    expect(notFinished.status).toBe(409);
+    expect(notFinished.headers.get('tus-resumable')).toBe('1.0.0');
+    const missing = await t.app.request('/files/0123456789abcdef0123456789abcdef');
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get('tus-resumable')).toBe('1.0.0');
+  });
 });
 
 describe('expiration', () => {
@@ -538,6 +575,9 @@ describe('CORS on tus responses', () => {
     expect(res.headers.get('access-control-allow-origin')).toBe('*');
     expect(res.headers.get('access-control-expose-headers')).toContain('Upload-Offset');
     expect(res.headers.get('access-control-expose-headers')).toContain('Location');
+    // The expiration extension's header, readable by a browser client.
+    expect(res.headers.get('upload-expires')).not.toBeNull();
+    expect(res.headers.get('access-control-expose-headers')).toContain('Upload-Expires');
   });
 
   it('errors we answer ourselves carry CORS headers too', async () => {

@@ -62,10 +62,13 @@ export function tusRoutes({ config, tus, storage, lifecycle, hooks, processing, 
     if (rejection) return fail(rejection);
 
     if (method === 'GET' && target.kind === 'upload') {
+      // Downloads need no Tus-Resumable, but "The Tus-Resumable header MUST be included in
+      // every request and response except for OPTIONS requests" (tusd sends it on GET too).
+      const plain = { ...cors, 'Tus-Resumable': TUS_VERSION };
       try {
-        return await serveDownload(storage, target.id, raw, cors, config.tus.uploadExpiryMs);
+        return await serveDownload(storage, target.id, raw, plain, config.tus.uploadExpiryMs);
       } catch (error) {
-        if (error instanceof HttpError) return errorResponse(error, cors);
+        if (error instanceof HttpError) return errorResponse(error, plain);
         throw error;
       }
     }
@@ -111,6 +114,10 @@ export function tusRoutes({ config, tus, storage, lifecycle, hooks, processing, 
       // "The Server MUST prevent the client and/or proxies from caching the response by
       // adding the Cache-Control: no-store header to the response."
       response.headers.set('Cache-Control', 'no-store');
+      // @tus/server writes `Upload-Metadata: ` (empty) for an upload created without metadata,
+      // but the header "MUST consist of one or more comma-separated key-value pairs" and is
+      // only due "if an upload contains additional metadata": omit it, as tusd does.
+      if (response.headers.get('upload-metadata')?.trim() === '') response.headers.delete('Upload-Metadata');
       const offset = response.headers.get('upload-offset');
       if (response.status === 200 && target.kind === 'upload' && offset !== null && offset === response.headers.get('upload-length')) {
         // A client that saw its finishing PATCH fail learns here that the upload is complete;
@@ -134,6 +141,8 @@ export function tusRoutes({ config, tus, storage, lifecycle, hooks, processing, 
       return errorResponse(new HttpError('ERR_UPLOAD_NOT_FOUND', 'upload not found'), {
         ...corsHeaders(config.cors, c.req.header('origin')),
         'Tus-Resumable': TUS_VERSION,
+        // Every HEAD answer forbids caching, this 404 included.
+        ...(effectiveMethod(c.req.method, c.req.raw.headers) === 'HEAD' ? { 'Cache-Control': 'no-store' } : {}),
       });
     }
     return handle(c, { kind: 'upload', id });

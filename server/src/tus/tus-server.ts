@@ -22,7 +22,8 @@ export function createTusServer({ config, storage, logger, locker = new MemoryLo
     maxSize: config.tus.maxUploadSize,
     respectForwardedHeaders: config.server.trustProxy,
     allowedOrigins: config.cors.origins === '*' ? undefined : [...config.cors.origins],
-    exposedHeaders: ['Content-Disposition', 'Content-Range', 'Retry-After', 'Link'],
+    // @tus/server's own list lacks Upload-Expires, which a browser client needs to read (expiration).
+    exposedHeaders: ['Upload-Expires', 'Content-Disposition', 'Content-Range', 'Retry-After', 'Link'],
     // Every error leaves as `ERR_CODE: message`; unknown ones are logged and never leak.
     // Without a Host header (HTTP/1.0) an absolute URL would read http://null/...: answer a
     // relative Location instead, which RFC 9110 allows.
