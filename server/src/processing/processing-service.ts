@@ -4,6 +4,7 @@ import type { HookDispatcher } from '../hooks/hook-dispatcher.js';
 import type { HookUpload } from '../hooks/types.js';
 import type { Logger } from '../logger.js';
 import type { UploadStorage } from '../storage/index.js';
+import { plainMetadata } from '../upload-metadata.js';
 import type { Job, JobQueue } from './job-queue.js';
 import type { Processor } from './processors/types.js';
 import type { ProcessingState, StatusRecord, StatusStore } from './status-store.js';
@@ -22,8 +23,7 @@ export type ProcessingDeps = Readonly<{
 export const processingKey = (id: string) => `process:${id}`;
 
 export function hookUpload(upload: Pick<Upload, 'id' | 'size' | 'offset' | 'metadata' | 'creation_date'>): HookUpload {
-  const metadata: Record<string, string> = {};
-  for (const [key, value] of Object.entries(upload.metadata ?? {})) metadata[key] = value ?? '';
+  const metadata = plainMetadata(upload.metadata);
   return { id: upload.id, size: upload.size ?? null, offset: upload.offset, metadata, createdAt: upload.creation_date ?? null };
 }
 

@@ -1,12 +1,12 @@
 import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
-import type { Upload } from '@tus/utils';
 import { HttpError } from '../errors.js';
 import type { Config } from '../config.js';
 import type { AppEnv } from '../http/app-env.js';
 import { corsHeaders } from '../http/cors.js';
 import type { StatusRecord, StatusStore, UploadState } from '../processing/status-store.js';
 import type { UploadStorage } from '../storage/index.js';
+import { plainMetadata } from '../upload-metadata.js';
 
 export type UploadStatus = Readonly<{
   id: string;
@@ -60,7 +60,7 @@ export function statusRoutes({ storage, statuses, tusPath, cors, isValidId }: St
       state,
       offset: upload?.offset ?? null,
       length: upload?.size ?? null,
-      metadata: metadataOf(upload),
+      metadata: plainMetadata(upload?.metadata),
       processors: record?.processors ?? {},
       error: record?.error ?? null,
       uploadUrl: `${tusPath}/${id}`,
@@ -121,10 +121,4 @@ export function statusRoutes({ storage, statuses, tusPath, cors, isValidId }: St
     });
   });
   return routes;
-}
-
-function metadataOf(upload: Upload | undefined): Record<string, string> {
-  const metadata: Record<string, string> = {};
-  for (const [key, value] of Object.entries(upload?.metadata ?? {})) metadata[key] = value ?? '';
-  return metadata;
 }

@@ -1,8 +1,17 @@
 import { Metadata } from '@tus/utils';
 import { HttpError } from '../errors.js';
+import { essence } from '../media-types.js';
 import { formatBytes } from '../units/byte-size.js';
 
 export const TUS_VERSION = '1.0.0';
+
+const OFFSET_STREAM = 'application/offset+octet-stream';
+
+/** Whether the Content-Type is tus' upload body type (media type parameters ignored). */
+export function isOffsetStream(headers: Headers): boolean {
+  const contentType = headers.get('content-type');
+  return contentType !== null && essence(contentType) === OFFSET_STREAM;
+}
 
 /** Where a request points below the tus path. */
 export type TusTarget = { kind: 'collection' } | { kind: 'upload'; id: string };
@@ -133,7 +142,7 @@ function checkCreation(headers: Headers, maxUploadSize: number, maxMetadataBytes
   const bodyError = checkBodyLength(headers, maxUploadSize, 0);
   if (bodyError) return bodyError;
   // ...and before the upload is created, which @tus/server would leave behind without a Location.
-  const carriesBytes = headers.get('content-type')?.split(';')[0]?.trim().toLowerCase() === 'application/offset+octet-stream';
+  const carriesBytes = isOffsetStream(headers);
   const contentLength = parseNonNegativeInteger(headers.get('content-length')?.trim() ?? '');
   const uploadLength = length === null ? undefined : parseNonNegativeInteger(length.trim());
   if (carriesBytes && contentLength !== undefined && uploadLength !== undefined && contentLength > uploadLength) {
@@ -146,7 +155,7 @@ function checkPatch(headers: Headers, maxUploadSize: number): HttpError | undefi
   // "All PATCH requests MUST use Content-Type: application/offset+octet-stream, otherwise
   // the server SHOULD return a 415 Unsupported Media Type status."
   const contentType = headers.get('content-type');
-  if (contentType?.split(';')[0]?.trim().toLowerCase() !== 'application/offset+octet-stream') {
+  if (!isOffsetStream(headers)) {
     return new HttpError(
       'ERR_INVALID_CONTENT_TYPE',
       `PATCH requests must use Content-Type: application/offset+octet-stream, got ${contentType === null ? 'none' : `"${contentType.slice(0, 64)}"`}`,

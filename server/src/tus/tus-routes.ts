@@ -14,7 +14,7 @@ import type { Logger } from '../logger.js';
 import type { Processing } from '../processing/processing-service.js';
 import { statusPath } from '../routes/status.js';
 import type { UploadStorage } from '../storage/index.js';
-import { checkTusRequest, effectiveMethod, TUS_VERSION, type TusTarget } from './protocol-guard.js';
+import { checkTusRequest, effectiveMethod, isOffsetStream, TUS_VERSION, type TusTarget } from './protocol-guard.js';
 import { UploadBody } from './upload-body.js';
 import { uploadIdFromSegment } from './upload-id.js';
 import { REMOTE_ADDRESS_HEADER } from './upload-lifecycle.js';
@@ -32,7 +32,7 @@ export type TusRoutesDeps = Readonly<{
 /** PATCH always carries upload bytes; POST only with creation-with-upload. */
 function carriesUploadBytes(method: string, headers: Headers): boolean {
   if (method === 'PATCH') return true;
-  return method === 'POST' && headers.get('content-type')?.split(';')[0]?.trim().toLowerCase() === 'application/offset+octet-stream';
+  return method === 'POST' && isOffsetStream(headers);
 }
 
 /** The Node request when served over a socket; a web stream under app.request() in tests. */
