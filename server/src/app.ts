@@ -105,6 +105,7 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
     return errorResponse(internalError());
   });
 
+  let startupSweep: Promise<void> = Promise.resolve();
   return {
     app,
     lifecycle,
@@ -118,11 +119,15 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
       });
       // Finished uploads whose processing was never queued (a crash between the last byte
       // and the queue) are found here; it runs beside the first requests.
-      processing.reconcile().catch((error: unknown) => logger.error({ err: error }, 'processing sweep failed'));
+      startupSweep = processing.reconcile().then(
+        () => undefined,
+        (error: unknown) => logger.error({ err: error }, 'processing sweep failed'),
+      );
       sweeper.start();
     },
     async stopBackground() {
       await sweeper.stop();
+      await startupSweep;
       await state.queue.stop();
     },
   };

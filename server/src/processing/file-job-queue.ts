@@ -180,6 +180,8 @@ export function createFileJobQueue({ directory, policies, concurrency, logger }:
     async stop(): Promise<void> {
       stopped = true;
       clearTimeout(timer);
+      // A load still creating the queue's directories must not outlive stop().
+      await ready?.catch(() => undefined);
       await Promise.all(running.values());
     },
     async idle(): Promise<void> {
