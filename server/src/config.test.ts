@@ -159,7 +159,7 @@ describe('parseConfig errors', () => {
     ['TUS_PATH', '/files//x', /^TUS_PATH: expected an absolute URL path/],
     ['TUS_PATH', '/files?x=1', /^TUS_PATH: expected an absolute URL path/],
     ['TUS_PATH', '/', /^TUS_PATH: expected a path below the root such as \/files\//],
-    ['STORAGE', 's3', /^STORAGE: expected one of: file, got "s3"$/],
+    ['STORAGE', 'ftp', /^STORAGE: expected one of: file, s3, got "ftp"$/],
     ['MAX_UPLOAD_SIZE', 'lots', /^MAX_UPLOAD_SIZE: expected a size in bytes such as 2147483648 or 2GiB, got "lots"$/],
     ['MAX_UPLOAD_SIZE', '2XB', /^MAX_UPLOAD_SIZE: expected a size in bytes/],
     ['MAX_UPLOAD_SIZE', '-5', /^MAX_UPLOAD_SIZE: expected a size in bytes/],

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { isMediaTypePattern } from './media-types.js';
@@ -10,8 +11,11 @@ export type Env = Record<string, string | undefined>;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export const STORAGE_KINDS = ['file'] as const;
+export const STORAGE_KINDS = ['file', 's3'] as const;
 export type StorageKind = (typeof STORAGE_KINDS)[number];
+
+/** S3's smallest multipart part (except the last): the floor of `S3_PART_SIZE`. */
+export const MIN_S3_PART_SIZE = 5 * 1024 ** 2;
 
 /** 2 GiB: the product's promise, and the default `MAX_UPLOAD_SIZE`. */
 export const DEFAULT_MAX_UPLOAD_SIZE = 2 * 1024 ** 3;
@@ -76,10 +80,34 @@ const envSchema = z.object({
   TUS_PATH: z.string().default('/files/').refine((p) => /^\/[A-Za-z0-9._~\-/]*$/.test(p) && !p.includes('//'), {
     message: 'expected an absolute URL path such as /files/',
   }),
-  /** Directory for uploads with the file storage. @default ./data/uploads */
+  /** Directory for uploads with the file storage; with S3, the local directory for processing state and part buffers. @default ./data/uploads */
   STORAGE_DIR: z.string().min(1, 'expected a directory path').default('./data/uploads'),
-  /** Storage kind. @default file */
+  /** Storage kind: file (local disk) or s3 (an S3-compatible bucket). @default file */
   STORAGE: z.enum(STORAGE_KINDS, { error: (issue) => `expected one of: ${STORAGE_KINDS.join(', ')}, got "${String(issue.input)}"` }).default('file'),
+  /** Bucket that holds the uploads; required with STORAGE=s3. @default (none) */
+  S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name such as tus-uploads (3 to 63 lower-case letters, digits, dots and hyphens)').optional(),
+  /** S3 endpoint URL for S3-compatible services (Ceph, MinIO, R2); unset uses AWS. @default (none) */
+  S3_ENDPOINT: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL such as http://127.0.0.1:7480' }).optional(),
+  /** S3 region. @default us-east-1 */
+  S3_REGION: z.string().regex(/^[A-Za-z0-9-]+$/, 'expected a region name such as us-east-1').default('us-east-1'),
+  /** S3 access key id; unset uses the AWS SDK's default credential chain. @default (none) */
+  S3_ACCESS_KEY_ID: z.string().optional(),
+  /** File holding the S3 access key id (instead of S3_ACCESS_KEY_ID), e.g. a Docker secret. @default (none) */
+  S3_ACCESS_KEY_ID_FILE: z.string().optional(),
+  /** S3 secret access key; required with S3_ACCESS_KEY_ID. @default (none) */
+  S3_SECRET_ACCESS_KEY: z.string().optional(),
+  /** File holding the S3 secret access key (instead of S3_SECRET_ACCESS_KEY). @default (none) */
+  S3_SECRET_ACCESS_KEY_FILE: z.string().optional(),
+  /** Address the bucket as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT (most S3-compatible services need this). @default false */
+  S3_FORCE_PATH_STYLE: boolean.default(false),
+  /** Size of the multipart parts sent to S3 (5MiB or more). @default 8MiB */
+  S3_PART_SIZE: byteSize('8MiB')
+    .refine((n) => n >= MIN_S3_PART_SIZE, 'expected a part size of at least 5MiB (S3\'s smallest part)')
+    .default(8 * 1024 ** 2),
+  /** Prefix of every object key, such as uploads/. @default (none) */
+  S3_PREFIX: z.string().regex(/^[A-Za-z0-9!_.*'()/-]*$/, "expected a key prefix of letters, digits and !_.*'()/- such as uploads/")
+    .refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), 'expected a relative key prefix such as uploads/, without a leading / or ..')
+    .optional(),
   /** Largest upload accepted, in bytes (units such as 2GiB or 500MB are accepted). @default 2147483648 */
   MAX_UPLOAD_SIZE: byteSize('2147483648 or 2GiB')
     .refine((n) => n > 0, 'expected a size above 0 bytes')
@@ -160,7 +188,11 @@ export type Config = Readonly<{
     uploadExpiryMs: number;
     expirySweepIntervalMs: number;
   }>;
-  storage: Readonly<{ kind: 'file'; directory: string }>;
+  /**
+   * Where uploads live. `directory` exists for both kinds: with S3 it holds the local
+   * processing state (queue, status records) and `tempDirectory` the buffered parts.
+   */
+  storage: FileStorageConfig | S3StorageConfig;
   cors: Readonly<{ origins: '*' | readonly string[] }>;
   log: Readonly<{ level: LogLevel }>;
   hooks: Readonly<{
@@ -174,6 +206,31 @@ export type Config = Readonly<{
   validation: Readonly<{ allowedTypes: readonly string[]; requiredMetadata: readonly string[]; maxMetadataBytes: number }>;
   processing: Readonly<{ deleteRejected: boolean; maxAttempts: number; retryDelayMs: number; concurrency: number }>;
 }>;
+
+export type FileStorageConfig = Readonly<{ kind: 'file'; directory: string }>;
+
+export type S3StorageConfig = Readonly<{
+  kind: 's3';
+  bucket: string;
+  /** Unset means AWS S3 itself. */
+  endpoint: string | undefined;
+  region: string;
+  /** Unset uses the AWS SDK's default credential chain (environment, profile, instance role). */
+  credentials: Readonly<{ accessKeyId: string; secretAccessKey: string }> | undefined;
+  forcePathStyle: boolean;
+  partSize: number;
+  /** Prepended to every object key; '' for none. */
+  prefix: string;
+  /** Local directory for processing state (STORAGE_DIR). */
+  directory: string;
+  /** Local directory where parts are buffered before they are sent (inside `directory`). */
+  tempDirectory: string;
+}>;
+
+/** Reads a secret file named by an `X_FILE` variable; injectable so tests need no files. */
+export type ReadSecretFile = (file: string) => string;
+
+const readSecretFile: ReadSecretFile = (file) => fs.readFileSync(file, 'utf8');
 
 export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -195,7 +252,7 @@ function deepFreeze<T>(value: T): T {
  * Empty strings count as unset, so `PORT= npm start` falls back to the default.
  * Throws ConfigError naming every wrong variable and what was expected.
  */
-export function parseConfig(env: Env, cwd = process.cwd()): Config {
+export function parseConfig(env: Env, cwd = process.cwd(), readFile: ReadSecretFile = readSecretFile): Config {
   const present: Record<string, string> = {};
   for (const key of Object.keys(envSchema.shape)) {
     const value = env[key];
@@ -211,6 +268,7 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
   if (tusPath === '') problems.push('TUS_PATH: expected a path below the root such as /files/, not "/"');
   if (tusPath === '/uploads' || tusPath.startsWith('/uploads/')) problems.push('TUS_PATH: /uploads is the status resource; choose another path such as /files/');
   if (e.HOOKS_URL && !e.HOOKS_SECRET) problems.push('HOOKS_SECRET: required when HOOKS_URL is set, so receivers can verify what they get');
+  const storage = storageConfig(e, path.resolve(cwd, e.STORAGE_DIR), cwd, readFile, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze({
     server: {
@@ -226,7 +284,7 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
       uploadExpiryMs: e.UPLOAD_EXPIRY,
       expirySweepIntervalMs: e.EXPIRY_SWEEP_INTERVAL,
     },
-    storage: { kind: e.STORAGE, directory: path.resolve(cwd, e.STORAGE_DIR) },
+    storage,
     cors: { origins: e.CORS_ORIGINS },
     log: { level: e.LOG_LEVEL },
     hooks: {
@@ -244,4 +302,66 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
       concurrency: e.PROCESSING_CONCURRENCY,
     },
   });
+}
+
+/**
+ * A secret given directly (`X`) or as a file (`X_FILE`), never both. The file's contents
+ * are read now, relative to `cwd`, without a trailing newline.
+ */
+function secret(
+  e: Defaults<z.output<typeof envSchema>>,
+  name: 'S3_ACCESS_KEY_ID' | 'S3_SECRET_ACCESS_KEY',
+  cwd: string,
+  readFile: ReadSecretFile,
+  problems: string[],
+): string | undefined {
+  const direct = e[name];
+  const file = e[`${name}_FILE`];
+  if (direct !== undefined && file !== undefined) {
+    problems.push(`${name}_FILE: set either ${name} or ${name}_FILE, not both`);
+    return undefined;
+  }
+  if (file === undefined) return direct;
+  let contents: string;
+  try {
+    contents = readFile(path.resolve(cwd, file));
+  } catch (error) {
+    problems.push(`${name}_FILE: cannot read ${file}: ${(error as Error).message}`);
+    return undefined;
+  }
+  const value = contents.replace(/\r?\n$/, '');
+  if (value.trim() === '') {
+    problems.push(`${name}_FILE: ${file} is empty`);
+    return undefined;
+  }
+  return value;
+}
+
+function storageConfig(
+  e: Defaults<z.output<typeof envSchema>>,
+  directory: string,
+  cwd: string,
+  readFile: ReadSecretFile,
+  problems: string[],
+): Config['storage'] {
+  if (e.STORAGE === 'file') return { kind: 'file', directory };
+  if (!e.S3_BUCKET) problems.push('S3_BUCKET: required when STORAGE=s3');
+  const accessKeyId = secret(e, 'S3_ACCESS_KEY_ID', cwd, readFile, problems);
+  const secretAccessKey = secret(e, 'S3_SECRET_ACCESS_KEY', cwd, readFile, problems);
+  const keyGiven = e.S3_ACCESS_KEY_ID !== undefined || e.S3_ACCESS_KEY_ID_FILE !== undefined;
+  const secretGiven = e.S3_SECRET_ACCESS_KEY !== undefined || e.S3_SECRET_ACCESS_KEY_FILE !== undefined;
+  if (keyGiven && !secretGiven) problems.push('S3_SECRET_ACCESS_KEY: required when S3_ACCESS_KEY_ID is set (or use the _FILE variants)');
+  if (secretGiven && !keyGiven) problems.push('S3_ACCESS_KEY_ID: required when S3_SECRET_ACCESS_KEY is set (or use the _FILE variants)');
+  return {
+    kind: 's3',
+    bucket: e.S3_BUCKET ?? '',
+    endpoint: e.S3_ENDPOINT,
+    region: e.S3_REGION,
+    credentials: accessKeyId !== undefined && secretAccessKey !== undefined ? { accessKeyId, secretAccessKey } : undefined,
+    forcePathStyle: e.S3_FORCE_PATH_STYLE,
+    partSize: e.S3_PART_SIZE,
+    prefix: e.S3_PREFIX ?? '',
+    directory,
+    tempDirectory: path.join(directory, '.s3-parts'),
+  };
 }

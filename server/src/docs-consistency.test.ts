@@ -10,7 +10,7 @@ const readme = fs.readFileSync(repo('README.md'), 'utf8');
 /** The rows of the README's configuration table: [variable, default or undefined for "none"]. */
 function readmeConfigRows(): [string, string | undefined][] {
   const section = readme.split('## Configuration')[1]?.split('\n## ')[0] ?? '';
-  return [...section.matchAll(/^\| `([A-Z_]+)` \| (?:`([^`]*)`|none) \|/gm)].map((m) => [m[1] ?? '', m[2]]);
+  return [...section.matchAll(/^\| `([A-Z0-9_]+)` \| (?:`([^`]*)`|none) \|/gm)].map((m) => [m[1] ?? '', m[2]]);
 }
 
 describe('README configuration table', () => {

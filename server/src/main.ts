@@ -23,7 +23,9 @@ async function main(): Promise<void> {
     storage = await createStorage(config);
     await storage.checkReady();
   } catch (error) {
-    process.stderr.write(`STORAGE_DIR: cannot use ${config.storage.directory} for uploads: ${(error as Error).message}\n`);
+    const variable = config.storage.kind === 's3' ? 'S3_BUCKET' : 'STORAGE_DIR';
+    const where = config.storage.kind === 's3' ? `bucket ${config.storage.bucket}` : config.storage.directory;
+    process.stderr.write(`${variable}: cannot use ${where} for uploads: ${(error as Error).message}\n`);
     process.exit(1);
   }
 

@@ -1,0 +1,413 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  HeadBucketCommand,
+  S3ServiceException,
+  type CreateMultipartUploadCommandInput,
+  type Part,
+} from '@aws-sdk/client-s3';
+import { S3Store } from '@tus/s3-store';
+import { ERRORS, StreamSplitter, TUS_RESUMABLE, type Upload } from '@tus/utils';
+import type { S3StorageConfig } from '../config.js';
+import { toHttpError } from './storage-errors.js';
+import type { ByteRange, UploadStorage } from './types.js';
+
+/**
+ * How many parts of one upload request are sent to S3 at once. Each part is first
+ * buffered whole in a file under `tempDirectory` (STORAGE_DIR/.s3-parts, not os.tmpdir(),
+ * which is often a RAM-backed tmpfs), so the local disk an upload request can use is
+ * bounded by about S3_PART_SIZE × (MAX_CONCURRENT_PART_UPLOADS + 1) (the parts in flight
+ * plus the one being filled), plus one incomplete trailing part (< 5 MiB) downloaded
+ * when a request resumes. With the 8 MiB default: ~40 MiB per request in flight. The
+ * semaphore is per store, so this also bounds the parts in flight across all requests.
+ */
+const MAX_CONCURRENT_PART_UPLOADS = 4;
+
+/** Expired ids leave an empty object here (under the prefix) so they keep answering 410. */
+const TOMBSTONE_DIR = '.expired/';
+
+const NOT_FOUND_CODES = new Set(['NotFound', 'NoSuchKey', 'NoSuchUpload']);
+
+/** An S3 answer that means "no such object or multipart upload" (not "no such bucket"). */
+export function isS3NotFound(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { name, Code } = error as { name?: unknown; Code?: unknown };
+  return (typeof name === 'string' && NOT_FOUND_CODES.has(name)) || (typeof Code === 'string' && NOT_FOUND_CODES.has(Code));
+}
+
+const isComplete = (upload: Upload) => upload.size !== undefined && upload.offset === upload.size;
+
+type MetadataValue = Awaited<ReturnType<S3Store['getMetadata']>>;
+
+/**
+ * @tus/s3-store with the corrections we need:
+ * - every object key carries S3_PREFIX (upstream has no prefix: its key helpers and
+ *   several methods use `Key: id` directly, so each of those is overridden here);
+ * - a finished upload never expires (its creation date is hidden, as with file storage);
+ * - expired ids leave a tombstone so they answer 410 Gone rather than 404;
+ * - `getUpload` answers 404 only for a missing info object, not for every S3 failure
+ *   (upstream turns an unreachable endpoint into "not found");
+ * - `remove` also deletes `<id>.part` and works on finished uploads (upstream aborts the
+ *   multipart upload first and gives up with 404 when it is already completed);
+ * - parts are buffered in `tempDirectory` rather than os.tmpdir().
+ */
+export class PrefixedS3Store extends S3Store {
+  constructor(
+    private readonly options: Readonly<{
+      config: S3StorageConfig;
+      uploadExpiryMs: number;
+    }>,
+  ) {
+    const { config } = options;
+    super({
+      partSize: config.partSize,
+      maxConcurrentPartUploads: MAX_CONCURRENT_PART_UPLOADS,
+      expirationPeriodInMilliseconds: options.uploadExpiryMs,
+      // Expiry is our sweeper's job (it keeps finished uploads), not bucket lifecycle rules on tags.
+      useTags: false,
+      s3ClientConfig: {
+        bucket: config.bucket,
+        region: config.region,
+        ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+        ...(config.credentials ? { credentials: { ...config.credentials } } : {}),
+        forcePathStyle: config.forcePathStyle,
+        // Ceph RGW (and other S3-compatibles) reject the SDK's default aws-chunked trailing checksums.
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+      },
+    });
+    // Tus-Extension must not promise expiration when uploads never expire (UPLOAD_EXPIRY=0).
+    if (options.uploadExpiryMs <= 0) this.extensions = this.extensions.filter((extension) => extension !== 'expiration');
+  }
+
+  get s3() {
+    return this.client;
+  }
+
+  get bucketName(): string {
+    return this.bucket;
+  }
+
+  get prefix(): string {
+    return this.options.config.prefix;
+  }
+
+  /** The key of the finished object (and of its multipart upload). */
+  objectKey(id: string): string {
+    return `${this.prefix}${id}`;
+  }
+
+  tombstoneKey(id: string): string {
+    return `${this.prefix}${TOMBSTONE_DIR}${id}`;
+  }
+
+  protected override infoKey(id: string): string {
+    return `${this.prefix}${id}.info`;
+  }
+
+  protected override partKey(id: string, isIncomplete = false): string {
+    return `${this.prefix}${id}${isIncomplete ? '.part' : ''}`;
+  }
+
+  /** The info object's contents, or undefined when there is none; other failures throw. */
+  async metadataOf(id: string): Promise<MetadataValue | undefined> {
+    try {
+      return await this.getMetadata(id);
+    } catch (error) {
+      if (isS3NotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async hasTombstone(id: string): Promise<boolean> {
+    try {
+      await this.client.headObject({ Bucket: this.bucket, Key: this.tombstoneKey(id) });
+      return true;
+    } catch (error) {
+      if (isS3NotFound(error)) return false;
+      throw error;
+    }
+  }
+
+  override async create(upload: Upload): Promise<Upload> {
+    const request: CreateMultipartUploadCommandInput = {
+      Bucket: this.bucket,
+      Key: this.objectKey(upload.id),
+      Metadata: { 'tus-version': TUS_RESUMABLE },
+    };
+    if (upload.metadata?.contentType) request.ContentType = upload.metadata.contentType;
+    if (upload.metadata?.cacheControl) request.CacheControl = upload.metadata.cacheControl;
+    upload.creation_date = new Date().toISOString();
+    const res = await this.client.createMultipartUpload(request);
+    if (!res.UploadId) throw new Error(`S3 CreateMultipartUpload for ${upload.id} returned no UploadId`);
+    upload.storage = { type: 's3', path: this.objectKey(upload.id), bucket: this.bucket };
+    await this.saveMetadata(upload, res.UploadId);
+    // @tus/server never calls write() for an upload declared with 0 bytes, so the
+    // multipart upload would stay open and there would be no object to download.
+    if (upload.size === 0) {
+      await this.finishMultipartUpload(await this.getMetadata(upload.id), []);
+      await this.clearCache(upload.id);
+    }
+    return upload;
+  }
+
+  override async getUpload(id: string): Promise<Upload> {
+    const metadata = await this.metadataOf(id);
+    if (!metadata) {
+      if (await this.hasTombstone(id)) throw ERRORS.FILE_NO_LONGER_EXISTS;
+      throw ERRORS.FILE_NOT_FOUND;
+    }
+    const upload = await super.getUpload(id);
+    if (isComplete(upload)) upload.creation_date = undefined;
+    return upload;
+  }
+
+  override async read(id: string): Promise<Readable> {
+    return this.readRange(id);
+  }
+
+  /** The finished object's bytes, all or one inclusive range; FILE_NOT_FOUND if there is no object. */
+  async readRange(id: string, range?: ByteRange): Promise<Readable> {
+    try {
+      const data = await this.client.getObject({
+        Bucket: this.bucket,
+        Key: this.objectKey(id),
+        ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
+      });
+      if (!data.Body) throw new Error(`S3 GetObject for ${id} returned no body`);
+      return data.Body as Readable;
+    } catch (error) {
+      if (isS3NotFound(error)) throw ERRORS.FILE_NOT_FOUND;
+      throw error;
+    }
+  }
+
+  protected override async uploadPart(metadata: MetadataValue, readStream: fs.ReadStream | Readable | Buffer, partNumber: number): Promise<string> {
+    const data = await this.client.uploadPart({
+      Bucket: this.bucket,
+      Key: this.objectKey(metadata.file.id),
+      UploadId: metadata['upload-id'],
+      PartNumber: partNumber,
+      Body: readStream,
+      ContentLength: await lengthOf(readStream),
+    });
+    if (!data.ETag) throw new Error(`S3 UploadPart ${partNumber} of ${metadata.file.id} returned no ETag`);
+    return data.ETag;
+  }
+
+  /** As upstream, with a Content-Length: without one the SDK streams chunked, which AWS S3 rejects for PutObject. */
+  protected override async uploadIncompletePart(id: string, readStream: fs.ReadStream | Readable): Promise<string> {
+    const data = await this.client.putObject({
+      Bucket: this.bucket,
+      Key: this.partKey(id, true),
+      Body: readStream,
+      ContentLength: await lengthOf(readStream),
+    });
+    return data.ETag ?? '';
+  }
+
+  protected override async finishMultipartUpload(metadata: MetadataValue, parts: Part[]): Promise<string | undefined> {
+    // S3 needs at least one part to complete an upload; a zero-byte upload sends one empty part.
+    if (parts.length === 0) parts.push({ ETag: await this.uploadPart(metadata, Buffer.alloc(0), 1), PartNumber: 1 });
+    const response = await this.client.completeMultipartUpload({
+      Bucket: this.bucket,
+      Key: this.objectKey(metadata.file.id),
+      UploadId: metadata['upload-id'],
+      MultipartUpload: { Parts: parts.map(({ ETag, PartNumber }) => ({ ETag, PartNumber })) },
+    });
+    return response.Location;
+  }
+
+  protected override async retrieveParts(id: string, partNumberMarker?: string): Promise<Part[]> {
+    const metadata = await this.getMetadata(id);
+    const parts: Part[] = [];
+    let marker = partNumberMarker;
+    for (;;) {
+      const data = await this.client.listParts({
+        Bucket: this.bucket,
+        Key: this.objectKey(id),
+        UploadId: metadata['upload-id'],
+        PartNumberMarker: marker,
+      });
+      parts.push(...(data.Parts ?? []));
+      if (!data.IsTruncated || !data.NextPartNumberMarker) break;
+      marker = data.NextPartNumberMarker;
+    }
+    return parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+  }
+
+  /**
+   * Removes every object of the upload: the multipart upload (if still open), the
+   * finished object, `<id>.part`, and the info object last, so an interrupted removal
+   * is still listed and can be retried.
+   */
+  override async remove(id: string): Promise<void> {
+    const metadata = await this.metadataOf(id);
+    if (!metadata) throw ERRORS.FILE_NOT_FOUND;
+    await this.removeObjects(id, metadata['upload-id']);
+  }
+
+  async removeObjects(id: string, uploadId: string | undefined): Promise<void> {
+    const ignoreMissing = (error: unknown) => {
+      if (!isS3NotFound(error)) throw error;
+    };
+    if (uploadId) {
+      // A completed upload answers NoSuchUpload (AWS) or NoSuchKey (Ceph): nothing to abort.
+      await this.client.abortMultipartUpload({ Bucket: this.bucket, Key: this.objectKey(id), UploadId: uploadId }).catch(ignoreMissing);
+    }
+    // Single deletes rather than DeleteObjects: some S3-compatibles insist on Content-MD5 for the latter.
+    await Promise.all(
+      [this.objectKey(id), this.partKey(id, true)].map((Key) => this.client.deleteObject({ Bucket: this.bucket, Key }).catch(ignoreMissing)),
+    );
+    await this.client.deleteObject({ Bucket: this.bucket, Key: this.infoKey(id) }).catch(ignoreMissing);
+    await this.clearCache(id);
+  }
+
+  /** The expiry sweeper (server/src/tus/expiry-sweeper.ts) removes expired uploads, keeping finished ones. */
+  override async deleteExpired(): Promise<number> {
+    return 0;
+  }
+
+  protected override async uniqueTmpFileName(template: string): Promise<string> {
+    await fsp.mkdir(this.options.config.tempDirectory, { recursive: true });
+    return path.join(this.options.config.tempDirectory, `${template}${randomBytes(10).toString('hex')}`);
+  }
+
+  /** Upstream's uploadParts, buffering parts in `tempDirectory` instead of os.tmpdir(). */
+  protected override async uploadParts(metadata: MetadataValue, readStream: Readable, currentPartNumber: number, offset: number): Promise<number> {
+    const size = metadata.file.size;
+    const promises: Promise<void>[] = [];
+    let pendingChunkFilepath: string | null = null;
+    let bytesUploaded = 0;
+    let permit: Awaited<ReturnType<typeof this.partUploadSemaphore.acquire>> | undefined;
+    let partNumber = currentPartNumber;
+    let position = offset;
+    await fsp.mkdir(this.options.config.tempDirectory, { recursive: true });
+
+    const splitterStream = new StreamSplitter({ chunkSize: this.calcOptimalPartSize(size), directory: this.options.config.tempDirectory })
+      .on('beforeChunkStarted', async () => {
+        permit = await this.partUploadSemaphore.acquire();
+      })
+      .on('chunkStarted', (filepath: string) => {
+        pendingChunkFilepath = filepath;
+      })
+      .on('chunkFinished', ({ path: chunkPath, size: partSize }: { path: string; size: number }) => {
+        pendingChunkFilepath = null;
+        const acquiredPermit = permit;
+        const thisPart = partNumber++;
+        position += partSize;
+        const isFinalPart = size === position;
+        const deferred = (async () => {
+          try {
+            const readable = fs.createReadStream(chunkPath);
+            if (partSize >= this.minPartSize || isFinalPart) await this.uploadPart(metadata, readable, thisPart);
+            else await this.uploadIncompletePart(metadata.file.id, readable);
+            bytesUploaded += partSize;
+          } catch (error) {
+            splitterStream.destroy(error as Error);
+            throw error;
+          } finally {
+            fsp.rm(chunkPath).catch(() => undefined);
+            acquiredPermit?.release().catch(() => undefined);
+          }
+        })();
+        deferred.catch(() => undefined);
+        promises.push(deferred);
+      })
+      .on('chunkError', () => {
+        permit?.release().catch(() => undefined);
+      });
+
+    try {
+      await pipeline(readStream, splitterStream);
+    } catch (error) {
+      if (pendingChunkFilepath !== null) await fsp.rm(pendingChunkFilepath, { force: true }).catch(() => undefined);
+      promises.push(Promise.reject(error as Error));
+    } finally {
+      await Promise.allSettled(promises);
+      await Promise.all(promises);
+    }
+    return bytesUploaded;
+  }
+}
+
+/** The byte length of a part body: a buffer's, or the size of the file a read stream reads. */
+async function lengthOf(body: fs.ReadStream | Readable | Buffer): Promise<number | undefined> {
+  if (Buffer.isBuffer(body)) return body.length;
+  if (body instanceof fs.ReadStream) return (await fsp.stat(body.path)).size;
+  return undefined;
+}
+
+function describeEndpoint(config: S3StorageConfig): string {
+  return config.endpoint ?? `AWS S3 (${config.region})`;
+}
+
+function reason(error: unknown): string {
+  if (error instanceof S3ServiceException) {
+    const status = error.$metadata.httpStatusCode;
+    return `${error.name}${status ? ` (HTTP ${status})` : ''}${error.message && error.message !== error.name && error.message !== 'UnknownError' ? `: ${error.message}` : ''}`;
+  }
+  return error instanceof Error ? error.message || error.name : String(error);
+}
+
+export async function createS3Storage(options: { config: S3StorageConfig; uploadExpiryMs: number }): Promise<UploadStorage> {
+  const { config } = options;
+  // Part buffers left by a process that was killed mid-request were never sent; their bytes
+  // are not counted in any offset (offsets come from S3), so they are garbage. One server
+  // owns STORAGE_DIR (as with file storage), so nothing else is writing here now.
+  await fsp.rm(config.tempDirectory, { recursive: true, force: true });
+  await fsp.mkdir(config.tempDirectory, { recursive: true });
+  const store = new PrefixedS3Store(options);
+  const s3 = store.s3;
+  const bucket = config.bucket;
+
+  return {
+    kind: 's3',
+    datastore: store,
+    getUpload: (id) => store.getUpload(id).catch(toHttpError),
+
+    async read(id: string, range?: ByteRange): Promise<Readable> {
+      await store.getUpload(id).catch(toHttpError);
+      return store.readRange(id, range).catch(toHttpError);
+    },
+
+    async listUploadIds(): Promise<string[]> {
+      const ids: string[] = [];
+      let ContinuationToken: string | undefined;
+      do {
+        const page = await s3.listObjectsV2({ Bucket: bucket, Prefix: config.prefix, ContinuationToken });
+        for (const { Key } of page.Contents ?? []) {
+          if (!Key?.endsWith('.info')) continue;
+          const id = Key.slice(config.prefix.length, -'.info'.length);
+          // Objects deeper below the prefix (another prefix's uploads, tombstones) are not ours.
+          if (id !== '' && !id.includes('/')) ids.push(id);
+        }
+        ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (ContinuationToken);
+      return ids;
+    },
+
+    async expire(id: string): Promise<void> {
+      await s3.putObject({ Bucket: bucket, Key: store.tombstoneKey(id), Body: Buffer.alloc(0), ContentLength: 0 });
+      const metadata = await store.metadataOf(id);
+      await store.removeObjects(id, metadata?.['upload-id']);
+    },
+
+    async checkReady(): Promise<void> {
+      try {
+        await s3.send(new HeadBucketCommand({ Bucket: bucket }));
+      } catch (error) {
+        throw new Error(`bucket ${bucket} is not reachable at ${describeEndpoint(config)}: ${reason(error)}`, { cause: error });
+      }
+      // Parts are buffered on local disk before they are sent.
+      const probe = path.join(config.tempDirectory, `.ready-${randomBytes(6).toString('hex')}`);
+      await fsp.mkdir(config.tempDirectory, { recursive: true });
+      await fsp.writeFile(probe, 'ok');
+      await fsp.rm(probe, { force: true });
+    },
+  };
+}
