@@ -3,6 +3,9 @@ import js from '@eslint/js';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
+/** Storage packages: only server/src/storage/ may import them. */
+const STORE_PACKAGES = ['@tus/file-store', '@tus/s3-store', '@aws-sdk/client-s3'];
+
 export default tseslint.config(
   { ignores: ['node_modules/**', 'data/**', '.tmp/**', 'client-demo/public/vendor/**'] },
   js.configs.recommended,
@@ -24,8 +27,8 @@ export default tseslint.config(
   },
   // Dependency direction: only tus/ imports @tus/server, only storage/ imports the store packages.
   ...[
-    { files: ['server/src/**/*.ts'], ignores: ['server/src/tus/**', 'server/src/storage/**'], banned: ['@tus/server', '@tus/file-store'] },
-    { files: ['server/src/tus/**/*.ts'], ignores: [], banned: ['@tus/file-store'] },
+    { files: ['server/src/**/*.ts'], ignores: ['server/src/tus/**', 'server/src/storage/**'], banned: ['@tus/server', ...STORE_PACKAGES] },
+    { files: ['server/src/tus/**/*.ts'], ignores: [], banned: STORE_PACKAGES },
     { files: ['server/src/storage/**/*.ts'], ignores: [], banned: ['@tus/server'] },
   ].map(({ files, ignores, banned }) => ({
     files,
