@@ -20,6 +20,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { startCommandArgs } from '../support/start-command.js';
+import { killChildren } from '../support/kill-children.js';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -78,16 +79,7 @@ const children = new Set<ChildProcess>();
 const directories = new Set<string>();
 
 function cleanup(): void {
-  for (const child of children) {
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
-  children.clear();
+  killChildren(children);
   for (const dir of directories) fs.rmSync(dir, { recursive: true, force: true });
   directories.clear();
 }

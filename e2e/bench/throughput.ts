@@ -30,6 +30,7 @@
  * the file. Every spawned process is killed by PID on exit, on errors and on timeouts.
  */
 import { startNodeFlags } from '../support/start-command.js';
+import { killChildren } from '../support/kill-children.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -162,16 +163,7 @@ let storageRoot: string | undefined;
 let createdStorageRoot = false;
 
 function killAll(): void {
-  for (const child of children) {
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
-  children.clear();
+  killChildren(children);
 }
 
 function removeStorageRoot(): void {
