@@ -13,7 +13,7 @@ import type { Logger } from './logger.js';
 import { createProcessingState, defaultProcessors, type ProcessingState } from './processing/index.js';
 import { createProcessing, type Processing } from './processing/processing-service.js';
 import type { Processor } from './processing/processors/types.js';
-import { healthRoutes } from './routes/health.js';
+import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { statusRoutes } from './routes/status.js';
 import type { UploadStorage } from './storage/index.js';
 import { createExpirySweeper, type ExpirySweeper } from './tus/expiry-sweeper.js';
@@ -32,6 +32,8 @@ export type AppDeps = Readonly<{
   processors?: readonly Processor[];
   /** Replaces the embedded queue and status store. */
   state?: ProcessingState;
+  /** Services /readyz checks besides storage (Redis). */
+  services?: readonly ReadinessCheck[];
 }>;
 
 export type UploadServerApp = Readonly<{
@@ -93,7 +95,7 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
 
   const app = new Hono<AppEnv>();
   app.use(requestLog(logger));
-  app.route('/', healthRoutes({ storage, lifecycle, logger }));
+  app.route('/', healthRoutes({ storage, services: deps.services, lifecycle, logger }));
   app.use(rejectWhileDraining(lifecycle));
   app.route('/', statusRoutes({ storage, statuses: state.statuses, tusPath: config.tus.path, cors: config.cors, isValidId: isValidUploadId }));
   app.route('/', tusRoutes({ config, tus, storage, lifecycle, hooks, processing, logger }));

@@ -179,6 +179,10 @@ describe('parseConfig errors', () => {
     ['IDLE_TIMEOUT', 'a minute', /^IDLE_TIMEOUT: expected a duration with a unit such as 60s/],
     ['IDLE_TIMEOUT', '0', /^IDLE_TIMEOUT: expected a duration/],
     ['TRUST_PROXY', 'maybe', /^TRUST_PROXY: expected true or false, got "maybe"$/],
+    ['REDIS_URL', 'localhost:6379', /^REDIS_URL: expected a redis:\/\/ or rediss:\/\/ URL such as redis:\/\/127\.0\.0\.1:6379$/],
+    ['REDIS_URL', 'http://redis:6379', /^REDIS_URL: expected a redis:\/\/ or rediss:\/\/ URL/],
+    ['REDIS_URL', 'redis:/6379', /^REDIS_URL: expected a redis:\/\/ URL with a host/],
+    ['REDIS_PREFIX', 'tus uploads', /^REDIS_PREFIX: expected up to 64 letters, digits and :\._- such as tus:$/],
   ])('%s=%s throws a ConfigError naming it', (name, value, message) => {
     const error = configError({ [name]: value });
     expect(error.name).toBe('ConfigError');
@@ -192,6 +196,20 @@ describe('parseConfig errors', () => {
     const error = configError({ PORT: 'x', LOG_LEVEL: 'loud', MAX_UPLOAD_SIZE: 'big', HOST: 'localhost' });
     expect(error.problems).toHaveLength(3);
     expect(error.problems.map((p) => p.split(':')[0]).sort()).toEqual(['LOG_LEVEL', 'MAX_UPLOAD_SIZE', 'PORT']);
+  });
+});
+
+describe('REDIS_URL', () => {
+  it('is off by default: a single instance needs no service', () => {
+    expect(parseConfig({}, CWD).redis).toBeUndefined();
+  });
+
+  it('takes redis:// and rediss:// URLs, with the tus: prefix unless REDIS_PREFIX says otherwise', () => {
+    expect(parseConfig({ REDIS_URL: 'redis://127.0.0.1:6379' }, CWD).redis).toEqual({ url: 'redis://127.0.0.1:6379', prefix: 'tus:' });
+    expect(parseConfig({ REDIS_URL: 'rediss://:secret@cache.internal:6380/2', REDIS_PREFIX: 'uploads-eu:' }, CWD).redis).toEqual({
+      url: 'rediss://:secret@cache.internal:6380/2',
+      prefix: 'uploads-eu:',
+    });
   });
 });
 

@@ -108,6 +108,13 @@ const envSchema = z.object({
   S3_PREFIX: z.string().regex(/^[A-Za-z0-9!_.*'()/-]*$/, "expected a key prefix of letters, digits and !_.*'()/- such as uploads/")
     .refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), 'expected a relative key prefix such as uploads/, without a leading / or ..')
     .optional(),
+  /** Redis shared by several instances (locks, processing queue, status, S3 metadata cache); unset keeps that state local. @default (none) */
+  REDIS_URL: z
+    .url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// URL such as redis://127.0.0.1:6379', abort: true })
+    .refine((url) => new URL(url).hostname !== '', 'expected a redis:// URL with a host, such as redis://127.0.0.1:6379')
+    .optional(),
+  /** Prefix of every Redis key; instances that share uploads share it, other deployments on the same Redis use another. @default tus: */
+  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:._-]{1,64}$/, 'expected up to 64 letters, digits and :._- such as tus:').default('tus:'),
   /** Largest upload accepted, in bytes (units such as 2GiB or 500MB are accepted). @default 2147483648 */
   MAX_UPLOAD_SIZE: byteSize('2147483648 or 2GiB')
     .refine((n) => n > 0, 'expected a size above 0 bytes')
@@ -205,6 +212,8 @@ export type Config = Readonly<{
   }>;
   validation: Readonly<{ allowedTypes: readonly string[]; requiredMetadata: readonly string[]; maxMetadataBytes: number }>;
   processing: Readonly<{ deleteRejected: boolean; maxAttempts: number; retryDelayMs: number; concurrency: number }>;
+  /** Set for several instances: locks, the job queue, status and the S3 metadata cache live in Redis. */
+  redis: Readonly<{ url: string; prefix: string }> | undefined;
 }>;
 
 export type FileStorageConfig = Readonly<{ kind: 'file'; directory: string }>;
@@ -301,6 +310,7 @@ export function parseConfig(env: Env, cwd = process.cwd(), readFile: ReadSecretF
       retryDelayMs: e.PROCESSING_RETRY_DELAY,
       concurrency: e.PROCESSING_CONCURRENCY,
     },
+    redis: e.REDIS_URL ? { url: e.REDIS_URL, prefix: e.REDIS_PREFIX } : undefined,
   });
 }
 

@@ -2,7 +2,16 @@ import { createApp } from './app.js';
 import { ConfigError, parseConfig } from './config.js';
 import { startServer, type RunningServer } from './http/serve.js';
 import { createLogger } from './logger.js';
+import { queueSettings } from './processing/index.js';
+import { createRedisBackend } from './redis/index.js';
 import { createStorage } from './storage/index.js';
+
+/** A URL for messages: the password, if any, replaced. */
+function redactUrl(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.password) parsed.password = '***';
+  return parsed.toString();
+}
 
 /** The only reader of process.env: parse, build, listen, and stop cleanly on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -18,9 +27,20 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.log);
 
+  // Several instances share locks, the job queue, status and the S3 metadata cache on Redis.
+  const redis = config.redis ? createRedisBackend({ url: config.redis.url, prefix: config.redis.prefix, logger, ...queueSettings(config) }) : undefined;
+  if (redis) {
+    try {
+      await redis.checkReady(10_000);
+    } catch (error) {
+      process.stderr.write(`REDIS_URL: cannot reach ${redactUrl(config.redis?.url ?? '')}: ${(error as Error).message}\n`);
+      process.exit(1);
+    }
+  }
+
   let storage;
   try {
-    storage = await createStorage(config);
+    storage = await createStorage(config, { metadataCache: redis?.metadataCache() });
     await storage.checkReady();
   } catch (error) {
     const variable = config.storage.kind === 's3' ? 'S3_BUCKET' : 'STORAGE_DIR';
@@ -29,7 +49,11 @@ async function main(): Promise<void> {
     process.exit(1);
   }
 
-  const uploadServer = createApp(config, { storage, logger });
+  const uploadServer = createApp(config, {
+    storage,
+    logger,
+    ...(redis ? { locker: redis.locker, state: redis.state, services: [{ name: 'redis', check: () => redis.checkReady() }] } : {}),
+  });
   // Filled once listening; the signal handlers below exist before that.
   const server: { running?: RunningServer } = {};
   let stopping = false;
@@ -40,16 +64,19 @@ async function main(): Promise<void> {
     stopping = true;
     // A shutdown that overruns ends the process regardless.
     setTimeout(() => process.exit(1), config.server.shutdownTimeoutMs + 5_000).unref();
-    (server.running?.shutdown() ?? Promise.resolve()).then(
-      () => {
-        logger.flush();
-        process.exit(0);
-      },
-      (error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    // The server's shutdown stops the background work that uses Redis; Redis is closed after it.
+    (server.running?.shutdown() ?? Promise.resolve())
+      .then(() => redis?.close())
+      .then(
+        () => {
+          logger.flush();
+          process.exit(0);
+        },
+        (error: unknown) => {
+          logger.error({ err: error }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

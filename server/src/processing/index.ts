@@ -3,7 +3,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { createFileJobQueue } from './file-job-queue.js';
 import { createFileStatusStore } from './file-status-store.js';
-import type { JobQueue } from './job-queue.js';
+import type { JobKind, JobQueue, RetryPolicy } from './job-queue.js';
 import { detectType } from './processors/detect-type.js';
 import { sha256 } from './processors/sha256.js';
 import type { Processor } from './processors/types.js';
@@ -13,21 +13,24 @@ import type { UploadStorage } from '../storage/index.js';
 
 export type ProcessingState = Readonly<{ queue: JobQueue; statuses: StatusStore }>;
 
-/**
- * The durable queue and status records. Embedded: files in the storage directory, so a
- * single instance needs no service. (A Redis pair joins here for several instances.)
- */
-export function createProcessingState(config: Config, logger: Logger): ProcessingState {
-  const base = config.storage.directory;
-  const queue = createFileJobQueue({
-    directory: path.join(base, '.queue'),
+/** The job queue's retry policies and concurrency, the same for the embedded and the Redis queue. */
+export function queueSettings(config: Config): Readonly<{ policies: Record<JobKind, RetryPolicy>; concurrency: Record<JobKind, number> }> {
+  return {
     concurrency: { 'process-upload': config.processing.concurrency, 'deliver-hook': 8 },
-    logger,
     policies: {
       'process-upload': { maxAttempts: config.processing.maxAttempts, baseDelayMs: config.processing.retryDelayMs, maxDelayMs: 5 * 60_000 },
       'deliver-hook': { maxAttempts: config.hooks.maxAttempts, baseDelayMs: config.hooks.retryDelayMs, maxDelayMs: 5 * 60_000 },
     },
-  });
+  };
+}
+
+/**
+ * The durable queue and status records, embedded: files in the storage directory, so a
+ * single instance needs no service. Several instances share Redis's instead (server/src/redis).
+ */
+export function createProcessingState(config: Config, logger: Logger): ProcessingState {
+  const base = config.storage.directory;
+  const queue = createFileJobQueue({ directory: path.join(base, '.queue'), logger, ...queueSettings(config) });
   return { queue, statuses: createFileStatusStore(path.join(base, '.status')) };
 }
 

@@ -1,14 +1,19 @@
+import type { KvStore } from '@tus/utils';
 import { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 import type { JobKind, RetryPolicy } from '../processing/job-queue.js';
 import type { ProcessingState } from '../processing/index.js';
 import { createRedisJobQueue } from './redis-job-queue.js';
 import { RedisLocker } from './redis-locker.js';
+import { RedisMetadataCache } from './redis-metadata-cache.js';
 import { createRedisStatusStore } from './redis-status-store.js';
 
 export { createRedisJobQueue } from './redis-job-queue.js';
 export { RedisLocker } from './redis-locker.js';
 export { createRedisStatusStore } from './redis-status-store.js';
+
+/** How long a lock outlives an instance that stopped refreshing it (killed, frozen, cut off). */
+export const LOCK_TTL_MS = 10_000;
 
 export type RedisBackendOptions = Readonly<{
   /** redis://[user:password@]host:port[/db] (rediss:// for TLS). */
@@ -26,24 +31,45 @@ export type RedisBackend = Readonly<{
   locker: RedisLocker;
   /** For createApp's deps.state: the shared job queue and status records. */
   state: ProcessingState;
+  /**
+   * For the S3 store's metadata cache (`<prefix>s3-info:`): an upload's `.info` as every
+   * instance last wrote it, rather than a per-process copy that goes stale (tus-node-server#552).
+   */
+  metadataCache<T>(): KvStore<T>;
+  /** Resolves when Redis answers a PING within `timeoutMs`; for startup and /readyz. */
+  checkReady(timeoutMs?: number): Promise<void>;
   /** Ends every connection; call after the app's stopBackground(). */
   close(): Promise<void>;
 }>;
 
 /**
  * Everything several instances share, on one Redis: upload locks (`<prefix>lock:`), the job
- * queue (`<prefix>jobs:`) and processing status (`<prefix>status:`). One command connection,
+ * queue (`<prefix>jobs:`), processing status (`<prefix>status:`) and the S3 store's metadata
+ * cache (`<prefix>s3-info:`). One command connection,
  * plus a subscriber connection each for lock-release requests and status events.
  */
 export function createRedisBackend({ url, prefix = 'tus:', policies, concurrency, logger }: RedisBackendOptions): RedisBackend {
   const redis = new Redis(url, { maxRetriesPerRequest: 3, enableOfflineQueue: true });
   redis.on('error', (error: unknown) => logger.warn({ err: error }, 'redis connection error'));
-  const locker = new RedisLocker({ redis, prefix: `${prefix}lock:`, logger });
+  // 10 s: a killed instance's uploads are free again 10 s later; holders refresh every ~3 s.
+  const locker = new RedisLocker({ redis, prefix: `${prefix}lock:`, ttlMs: LOCK_TTL_MS, logger });
   const statuses = createRedisStatusStore({ redis, prefix: `${prefix}status:`, logger });
   const queue = createRedisJobQueue({ redis, prefix: `${prefix}jobs:`, policies, concurrency, logger });
   return {
     locker,
     state: { queue, statuses },
+    metadataCache: <T>() => new RedisMetadataCache<T>(redis, `${prefix}s3-info:`),
+    async checkReady(timeoutMs = 3_000) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms (${redis.status})`)), timeoutMs);
+      });
+      try {
+        await Promise.race([redis.ping(), timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
     async close() {
       await Promise.all([locker.close(), statuses.close()]);
       await redis.quit().catch(() => redis.disconnect());

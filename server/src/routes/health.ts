@@ -4,19 +4,40 @@ import type { ServerLifecycle } from '../http/lifecycle.js';
 import type { Logger } from '../logger.js';
 import type { UploadStorage } from '../storage/index.js';
 
-/** /healthz: the process answers. /readyz: it can take uploads (storage writable, not draining). */
-export function healthRoutes({ storage, lifecycle, logger }: { storage: UploadStorage; lifecycle: ServerLifecycle; logger: Logger }) {
+/** A service the server cannot take uploads without, besides storage (Redis, for several instances). */
+export type ReadinessCheck = Readonly<{ name: string; check(): Promise<void> }>;
+
+/** /healthz: the process answers. /readyz: it can take uploads (storage writable, services answering, not draining). */
+export function healthRoutes({
+  storage,
+  services = [],
+  lifecycle,
+  logger,
+}: {
+  storage: UploadStorage;
+  services?: readonly ReadinessCheck[];
+  lifecycle: ServerLifecycle;
+  logger: Logger;
+}) {
   const routes = new Hono<AppEnv>();
   routes.get('/healthz', (c) => c.json({ status: 'ok' }));
   routes.get('/readyz', async (c) => {
     if (lifecycle.isDraining) return c.json({ status: 'draining' }, 503);
     try {
       await storage.checkReady();
-      return c.json({ status: 'ready', storage: storage.kind });
     } catch (error) {
       logger.warn({ err: error }, 'readiness check failed');
       return c.json({ status: 'unavailable', reason: `${storage.kind} storage is not writable` }, 503);
     }
+    for (const service of services) {
+      try {
+        await service.check();
+      } catch (error) {
+        logger.warn({ err: error, service: service.name }, 'readiness check failed');
+        return c.json({ status: 'unavailable', reason: `${service.name} is not answering` }, 503);
+      }
+    }
+    return c.json({ status: 'ready', storage: storage.kind, ...(services.length > 0 ? { services: services.map((s) => s.name) } : {}) });
   });
   return routes;
 }

@@ -11,7 +11,7 @@ import {
   type Part,
 } from '@aws-sdk/client-s3';
 import { S3Store } from '@tus/s3-store';
-import { ERRORS, StreamSplitter, TUS_RESUMABLE, type Upload } from '@tus/utils';
+import { ERRORS, StreamSplitter, TUS_RESUMABLE, type KvStore, type Upload } from '@tus/utils';
 import type { S3StorageConfig } from '../config.js';
 import { toHttpError } from './storage-errors.js';
 import type { ByteRange, UploadStorage } from './types.js';
@@ -43,6 +43,13 @@ const isComplete = (upload: Upload) => upload.size !== undefined && upload.offse
 
 type MetadataValue = Awaited<ReturnType<S3Store['getMetadata']>>;
 
+export type S3StorageOptions = Readonly<{
+  config: S3StorageConfig;
+  uploadExpiryMs: number;
+  /** Where `.info` contents are cached; several instances must share one (REDIS_URL). */
+  metadataCache?: KvStore<MetadataValue>;
+}>;
+
 /**
  * @tus/s3-store with the corrections we need:
  * - every object key carries S3_PREFIX (upstream has no prefix: its key helpers and
@@ -57,10 +64,7 @@ type MetadataValue = Awaited<ReturnType<S3Store['getMetadata']>>;
  */
 export class PrefixedS3Store extends S3Store {
   constructor(
-    private readonly options: Readonly<{
-      config: S3StorageConfig;
-      uploadExpiryMs: number;
-    }>,
+    private readonly options: S3StorageOptions,
   ) {
     const { config } = options;
     super({
@@ -69,6 +73,8 @@ export class PrefixedS3Store extends S3Store {
       expirationPeriodInMilliseconds: options.uploadExpiryMs,
       // Expiry is our sweeper's job (it keeps finished uploads), not bucket lifecycle rules on tags.
       useTags: false,
+      // Shared (Redis) for several instances; upstream's default is a per-process memory map.
+      ...(options.metadataCache ? { cache: options.metadataCache } : {}),
       s3ClientConfig: {
         bucket: config.bucket,
         region: config.region,
@@ -267,6 +273,16 @@ export class PrefixedS3Store extends S3Store {
     await this.clearCache(id);
   }
 
+  /**
+   * Upstream changes the cached metadata object in place and saves the info object, which
+   * keeps a memory cache right; a shared cache holds a copy, so it is dropped here and the
+   * next read takes the new length from S3 (an instance would otherwise never see it).
+   */
+  override async declareUploadLength(id: string, length: number): Promise<void> {
+    await super.declareUploadLength(id, length);
+    await this.clearCache(id);
+  }
+
   /** The expiry sweeper (server/src/tus/expiry-sweeper.ts) removes expired uploads, keeping finished ones. */
   override async deleteExpired(): Promise<number> {
     return 0;
@@ -354,7 +370,7 @@ function reason(error: unknown): string {
   return error instanceof Error ? error.message || error.name : String(error);
 }
 
-export async function createS3Storage(options: { config: S3StorageConfig; uploadExpiryMs: number }): Promise<UploadStorage> {
+export async function createS3Storage(options: S3StorageOptions): Promise<UploadStorage> {
   const { config } = options;
   // Part buffers left by a process that was killed mid-request were never sent; their bytes
   // are not counted in any offset (offsets come from S3), so they are garbage. One server
