@@ -1,0 +1,248 @@
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { ByteSource, MiB, sha256 } from './support/files.js';
+import { startRoundRobinProxy } from './support/round-robin-proxy.js';
+import { pollUntil, Scope, type ServerProcess } from './support/server-process.js';
+import { uploadIdOf } from './support/status.js';
+import { download, fetchWithin, head, slowHttpStack, startClientUpload, TUS, OCTET } from './support/tus.js';
+
+/**
+ * Several instances of the real server sharing one S3 bucket (Ceph) and one Redis, as in
+ * production behind a load balancer without affinity: locks, the processing queue, status
+ * records and the S3 metadata cache are shared; each instance has its own STORAGE_DIR.
+ */
+const s3 = inject('s3');
+const redisUrl = inject('redisUrl');
+
+/** The environment every instance of one deployment shares: same bucket prefix, same Redis prefix. */
+function deployment(extra: Record<string, string> = {}): Record<string, string> {
+  const tag = randomBytes(5).toString('hex');
+  return {
+    STORAGE: 's3',
+    S3_BUCKET: s3.bucket,
+    S3_ENDPOINT: s3.endpoint,
+    S3_REGION: s3.region,
+    S3_ACCESS_KEY_ID: s3.accessKeyId,
+    S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    S3_FORCE_PATH_STYLE: String(s3.forcePathStyle),
+    S3_PREFIX: `scale-out-${tag}/`,
+    REDIS_URL: redisUrl ?? '',
+    REDIS_PREFIX: `e2e-${tag}:`,
+    PROCESSING_RETRY_DELAY: '200ms',
+    ...extra,
+  };
+}
+
+/** How many times an instance logged that it processed `id` (its processors ran to the end). */
+const processedCount = (servers: readonly ServerProcess[], id: string) =>
+  servers.flatMap((s) => s.logs()).filter((line) => line.msg === 'upload processed' && line.uploadId === id).length;
+
+async function waitForDone(baseUrl: string, id: string): Promise<Record<string, unknown>> {
+  return pollUntil(
+    async () => {
+      const res = await fetchWithin(`${baseUrl}/uploads/${id}`);
+      const body = (await res.json()) as Record<string, unknown>;
+      return body.state === 'done' || body.state === 'failed' ? body : undefined;
+    },
+    `upload ${id} to be processed`,
+    60_000,
+    100,
+  );
+}
+
+describe.skipIf(!redisUrl)('several instances on one S3 bucket and one Redis', () => {
+  const scope = new Scope();
+  afterEach(() => scope.dispose());
+
+  async function twoInstances(extra: Record<string, string> = {}): Promise<[ServerProcess, ServerProcess]> {
+    const env = deployment(extra);
+    return Promise.all([scope.server({ env }), scope.server({ env })]);
+  }
+
+  it('a tus-js-client upload whose requests alternate between the instances ends byte-identical, processed once', async () => {
+    const [a, b] = await twoInstances();
+    const proxy = await startRoundRobinProxy([a.url, b.url]);
+    scope.defer(() => proxy.close());
+    // 5 MiB chunks against 8 MiB S3 parts: most PATCHes leave an incomplete part that the
+    // *other* instance must pick up from S3 on the next one.
+    const content = new ByteSource('alternating').bytes(0, 23 * MiB);
+    const run = startClientUpload(content, { endpoint: `${proxy.url}/files/`, chunkSize: 5 * MiB, metadata: { filename: 'alternating.bin' } });
+    const url = await run.done;
+    expect(url.startsWith(`${proxy.url}/files/`)).toBe(true);
+
+    const patches = proxy.requests().filter((r) => r.method === 'PATCH');
+    expect(patches).toHaveLength(5);
+    expect(patches.every((p) => p.status === 204)).toBe(true);
+    expect(new Set(patches.map((p) => p.backend))).toEqual(new Set([0, 1]));
+
+    const fromA = await download(`${a.url}/files/${uploadIdOf(url)}`);
+    const fromB = await download(`${b.url}/files/${uploadIdOf(url)}`);
+    expect(fromA.sha256).toBe(sha256(content));
+    expect(fromB.sha256).toBe(sha256(content));
+
+    const id = uploadIdOf(url);
+    const status = await waitForDone(b.url, id);
+    expect(status.state).toBe('done');
+    expect((status.processors as Record<string, { result?: { sha256?: string } }>).sha256?.result?.sha256).toBe(sha256(content));
+    // Both instances look at the finished upload again (HEAD re-ensures processing); still once.
+    for (const server of [a, b]) expect((await head(`${server.url}/files/${id}`)).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(processedCount([a, b], id)).toBe(1);
+  });
+
+  it('two PATCHes of one upload through different instances: at most one wins, bytes never mix', async () => {
+    const [a, b] = await twoInstances();
+    const length = 12 * MiB;
+    const created = await fetchWithin(a.endpoint, { method: 'POST', headers: { ...TUS, 'Upload-Length': String(length) } });
+    expect(created.status).toBe(201);
+    const id = uploadIdOf(created.headers.get('location') ?? '');
+
+    const send = (server: ServerProcess, fill: string) =>
+      fetchWithin(`${server.url}/files/${id}`, {
+        method: 'PATCH',
+        headers: { ...TUS, 'Upload-Offset': '0', 'Content-Type': OCTET },
+        body: Buffer.alloc(length, fill),
+      }).then(async (res) => ({ status: res.status, text: await res.text() }));
+    const results = await Promise.all([send(a, 'a'), send(b, 'b')]);
+    const statuses = results.map((r) => r.status);
+    expect(statuses.filter((s) => s === 204).length).toBeLessThanOrEqual(1);
+    // The loser is refused in tus terms (409 offset mismatch, 423 locked, or cut while the winner took over).
+    for (const r of results) expect([204, 400, 409, 423].includes(r.status), `${r.status} ${r.text}`).toBe(true);
+
+    // Finish whatever stands with a third filler, then read it back from the bucket.
+    const offset = (await head(`${b.url}/files/${id}`)).offset ?? -1;
+    expect(offset).toBeGreaterThanOrEqual(0);
+    if (offset < length) {
+      const rest = await fetchWithin(`${a.url}/files/${id}`, {
+        method: 'PATCH',
+        headers: { ...TUS, 'Upload-Offset': String(offset), 'Content-Type': OCTET },
+        body: Buffer.alloc(length - offset, 'c'),
+      });
+      expect(rest.status, await rest.text()).toBe(204);
+    }
+    const res = await fetchWithin(`${a.url}/files/${id}`);
+    const stored = Buffer.from(await res.arrayBuffer());
+    expect(stored.length).toBe(length);
+    const text = stored.toString('latin1');
+    // One writer's bytes, then (if it was cut) the filler: never a's and b's interleaved.
+    expect(/^(a*|b*)c*$/.test(text)).toBe(true);
+    expect(text.indexOf('c') === -1 ? length : text.indexOf('c')).toBe(offset);
+    if (statuses.includes(204)) expect(offset).toBe(length);
+  });
+
+  it('SIGKILL one instance mid-upload: the client resumes through the other one', async () => {
+    const [a, b] = await twoInstances();
+    const content = new ByteSource('kill-a').bytes(0, 24 * MiB);
+    let killedAt = 0;
+    // Slowed so the kill lands inside a PATCH; 8 MiB chunks so whole S3 parts are acknowledged.
+    const run = startClientUpload(content, {
+      endpoint: a.endpoint,
+      chunkSize: 8 * MiB,
+      httpStack: slowHttpStack(12 * MiB),
+      onProgress: (sent) => {
+        if (killedAt === 0 && sent > 13 * MiB) {
+          killedAt = sent;
+          a.kill('SIGKILL');
+        }
+      },
+    });
+    await expect(run.done).rejects.toThrow();
+    expect(killedAt).toBeGreaterThan(0);
+    await a.exited;
+    const urlAtA = run.upload.url ?? '';
+    const id = uploadIdOf(urlAtA);
+
+    // A died holding the upload's lock; B waits for it to expire (LOCK_TTL_MS, 10 s), then answers.
+    const resumedAt = await head(`${b.url}/files/${id}`, 40_000);
+    expect(resumedAt.status).toBe(200);
+    expect(resumedAt.offset).toBeGreaterThanOrEqual(8 * MiB);
+    expect(resumedAt.offset).toBeLessThan(content.length);
+
+    let firstByteSent = -1;
+    const resumed = startClientUpload(content, {
+      uploadUrl: `${b.url}/files/${id}`,
+      chunkSize: 8 * MiB,
+      onProgress: (sent) => {
+        if (firstByteSent < 0) firstByteSent = sent;
+      },
+    });
+    await resumed.done;
+    // It went on from the offset B reported, not from zero.
+    expect(firstByteSent).toBeGreaterThanOrEqual(resumedAt.offset ?? 0);
+    expect((await download(`${b.url}/files/${id}`)).sha256).toBe(sha256(content));
+    expect((await waitForDone(b.url, id)).state).toBe('done');
+    expect(processedCount([a, b], id)).toBe(1);
+  });
+
+  it('a deferred length declared through one instance is seen by the other (shared S3 metadata cache)', async () => {
+    const [a, b] = await twoInstances();
+    const created = await fetchWithin(a.endpoint, { method: 'POST', headers: { ...TUS, 'Upload-Defer-Length': '1' } });
+    expect(created.status).toBe(201);
+    const id = uploadIdOf(created.headers.get('location') ?? '');
+    const first = new ByteSource('deferred').bytes(0, 6 * MiB);
+    const second = new ByteSource('deferred').bytes(6 * MiB, 3 * MiB);
+
+    const one = await fetchWithin(`${a.url}/files/${id}`, { method: 'PATCH', headers: { ...TUS, 'Upload-Offset': '0', 'Content-Type': OCTET }, body: first });
+    expect(one.status, await one.text()).toBe(204);
+    expect((await head(`${a.url}/files/${id}`)).length).toBeUndefined();
+
+    // B learns the length with the last bytes; A must see the finished upload at once.
+    const two = await fetchWithin(`${b.url}/files/${id}`, {
+      method: 'PATCH',
+      headers: { ...TUS, 'Upload-Offset': String(first.length), 'Upload-Length': String(9 * MiB), 'Content-Type': OCTET },
+      body: second,
+    });
+    expect(two.status, await two.text()).toBe(204);
+    expect(two.headers.get('upload-offset')).toBe(String(9 * MiB));
+    const atA = await head(`${a.url}/files/${id}`);
+    expect(atA.length).toBe(9 * MiB);
+    expect(atA.offset).toBe(9 * MiB);
+    const got = await download(`${a.url}/files/${id}`);
+    expect(got.sha256).toBe(sha256(Buffer.concat([first, second])));
+  });
+});
+
+describe.skipIf(!redisUrl)('REDIS_URL at startup and in /readyz', () => {
+  const scope = new Scope();
+  afterEach(() => scope.dispose());
+
+  it('refuses to start when Redis does not answer, naming REDIS_URL', async () => {
+    const port = await freePort();
+    const started = scope.server({ env: { REDIS_URL: `redis://127.0.0.1:${port}` }, readyTimeoutMs: 30_000 });
+    await expect(started).rejects.toThrow(/REDIS_URL: cannot reach redis:\/\/127\.0\.0\.1:\d+/);
+  });
+
+  it('reports Redis in /readyz, and 503 when it stops answering', async () => {
+    const port = await freePort();
+    const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    scope.defer(() => {
+      if (redis.exitCode === null && redis.signalCode === null && redis.pid !== undefined) process.kill(redis.pid, 'SIGKILL');
+    });
+    await pollUntil(() => promisify(execFile)('redis-cli', ['-p', String(port), 'ping']).then((r) => (r.stdout.includes('PONG') ? true : undefined)), 'a Redis of our own', 10_000, 100);
+    const server = await scope.server({ env: { REDIS_URL: `redis://127.0.0.1:${port}` } });
+
+    const ready = await fetchWithin(`${server.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ status: 'ready', storage: 'file', services: ['redis'] });
+
+    process.kill(redis.pid ?? 0, 'SIGKILL');
+    const down = await pollUntil(async () => {
+      const res = await fetchWithin(`${server.url}/readyz`, {}, 15_000);
+      return res.status === 503 ? res.json() : undefined;
+    }, '/readyz to notice Redis is gone', 30_000, 200);
+    expect(down).toEqual({ status: 'unavailable', reason: 'redis is not answering' });
+    expect((await fetchWithin(`${server.url}/healthz`)).status).toBe(200);
+  });
+});
+
+/** A port nothing listens on (bound then released). */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
