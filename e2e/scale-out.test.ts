@@ -1,13 +1,15 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
 import net from 'node:net';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { ByteSource, MiB, sha256 } from './support/files.js';
 import { startRoundRobinProxy } from './support/round-robin-proxy.js';
 import { pollUntil, Scope, type ServerProcess } from './support/server-process.js';
 import { uploadIdOf } from './support/status.js';
-import { download, fetchWithin, head, slowHttpStack, startClientUpload, TUS, OCTET } from './support/tus.js';
+import { download, fetchWithin, head, OCTET, rawPatch, slowHttpStack, startClientUpload, TUS } from './support/tus.js';
 
 /**
  * Several instances of the real server sharing one S3 bucket (Ceph) and one Redis, as in
@@ -175,6 +177,40 @@ describe.skipIf(!redisUrl)('several instances on one S3 bucket and one Redis', (
     expect((await download(`${b.url}/files/${id}`)).sha256).toBe(sha256(content));
     expect((await waitForDone(b.url, id)).state).toBe('done');
     expect(processedCount([a, b], id)).toBe(1);
+  });
+
+  it('a client whose PATCH stalls on one instance reconnects through the other, which takes the upload over', async () => {
+    // A stalled PATCH is only ended by IDLE_TIMEOUT; 120 s here, so only a release request can free the lock.
+    const [a, b] = await twoInstances({ IDLE_TIMEOUT: '120s' });
+    const content = new ByteSource('stalled').bytes(0, 20 * MiB);
+    const created = await fetchWithin(a.endpoint, { method: 'POST', headers: { ...TUS, 'Upload-Length': String(content.length) } });
+    const id = uploadIdOf(created.headers.get('location') ?? '');
+
+    // 9 MiB reach A (one 8 MiB part plus 1 MiB of the next), then the link goes quiet, socket open.
+    const stalled = rawPatch(`${a.url}/files/${id}`, 0, { 'Content-Length': content.length });
+    scope.defer(() => stalled.destroy());
+    expect(await stalled.write(content.subarray(0, 9 * MiB))).toBe(true);
+    const partsDir = path.join(a.storageDir, '.s3-parts');
+    await pollUntil(async () => {
+      const sizes = await Promise.all((await fs.readdir(partsDir)).map((f) => fs.stat(path.join(partsDir, f)).then((st) => st.size, () => 0)));
+      return sizes.includes(1 * MiB) ? true : undefined;
+    }, 'A to buffer the 1 MiB after the first part', 15_000);
+
+    // The client reconnects through B: B asks A over Redis to let go; A stores what it got.
+    const atB = await head(`${b.url}/files/${id}`, 40_000);
+    expect(atB.status).toBe(200);
+    expect(atB.offset).toBe(9 * MiB);
+    // A ends the stalled PATCH, answering with what it kept (or the connection just closes).
+    const cut = await stalled.response.catch(() => undefined);
+    if (cut?.status === 204) expect(cut.headers['upload-offset']).toBe(String(9 * MiB));
+
+    const rest = await fetchWithin(`${b.url}/files/${id}`, {
+      method: 'PATCH',
+      headers: { ...TUS, 'Upload-Offset': String(9 * MiB), 'Content-Type': OCTET },
+      body: content.subarray(9 * MiB),
+    });
+    expect(rest.status, await rest.text()).toBe(204);
+    expect((await download(`${a.url}/files/${id}`)).sha256).toBe(sha256(content));
   });
 
   it('a deferred length declared through one instance is seen by the other (shared S3 metadata cache)', async () => {
