@@ -17,15 +17,23 @@ import { toHttpError } from './storage-errors.js';
 import type { ByteRange, UploadStorage } from './types.js';
 
 /**
- * How many parts of one upload request are sent to S3 at once. Each part is first
- * buffered whole in a file under `tempDirectory` (STORAGE_DIR/.s3-parts, not os.tmpdir(),
- * which is often a RAM-backed tmpfs), so the local disk an upload request can use is
- * bounded by about S3_PART_SIZE × (MAX_CONCURRENT_PART_UPLOADS + 1) (the parts in flight
- * plus the one being filled), plus one incomplete trailing part (< 5 MiB) downloaded
- * when a request resumes. With the 8 MiB default: ~40 MiB per request in flight. The
- * semaphore is per store, so this also bounds the parts in flight across all requests.
+ * Part files one upload request may have on local disk at once: the one being filled from
+ * the client plus those waiting for or in their upload to S3. When S3 is slower than the
+ * client, the request stops reading (backpressure reaches the client) instead of buffering
+ * more. Each part is a file under `tempDirectory` (STORAGE_DIR/.s3-parts, not os.tmpdir(),
+ * which is often a RAM-backed tmpfs), so one request uses at most
+ * PARTS_ON_DISK_PER_REQUEST × S3_PART_SIZE, plus the incomplete trailing part (< 5 MiB)
+ * downloaded when it resumes one: with the 8 MiB default, about 29 MiB.
  */
-const MAX_CONCURRENT_PART_UPLOADS = 4;
+export const PARTS_ON_DISK_PER_REQUEST = 3;
+
+/**
+ * Part uploads to S3 at once, across all requests of this process. Only *finished* parts
+ * wait for this, never a part still being filled: otherwise a few clients on slow links,
+ * each holding a half-filled part, would stall every other upload of the instance
+ * (upstream takes its permit before filling a part).
+ */
+const MAX_CONCURRENT_PART_UPLOADS = 16;
 
 /** Expired ids leave an empty object here (under the prefix) so they keep answering 410. */
 const TOMBSTONE_DIR = '.expired/';
@@ -297,27 +305,29 @@ export class PrefixedS3Store extends S3Store {
   protected override async uploadParts(metadata: MetadataValue, readStream: Readable, currentPartNumber: number, offset: number): Promise<number> {
     const size = metadata.file.size;
     const promises: Promise<void>[] = [];
+    /** Finished parts of this request not yet on S3 (their files are still on disk). */
+    const unsent = new Set<Promise<void>>();
     let pendingChunkFilepath: string | null = null;
     let bytesUploaded = 0;
-    let permit: Awaited<ReturnType<typeof this.partUploadSemaphore.acquire>> | undefined;
     let partNumber = currentPartNumber;
     let position = offset;
     await fsp.mkdir(this.options.config.tempDirectory, { recursive: true });
 
     const splitterStream = new StreamSplitter({ chunkSize: this.calcOptimalPartSize(size), directory: this.options.config.tempDirectory })
       .on('beforeChunkStarted', async () => {
-        permit = await this.partUploadSemaphore.acquire();
+        // The splitter awaits this: no new part file until one of ours has gone to S3.
+        while (unsent.size >= PARTS_ON_DISK_PER_REQUEST - 1) await Promise.race(unsent);
       })
       .on('chunkStarted', (filepath: string) => {
         pendingChunkFilepath = filepath;
       })
       .on('chunkFinished', ({ path: chunkPath, size: partSize }: { path: string; size: number }) => {
         pendingChunkFilepath = null;
-        const acquiredPermit = permit;
         const thisPart = partNumber++;
         position += partSize;
         const isFinalPart = size === position;
         const deferred = (async () => {
+          const permit = await this.partUploadSemaphore.acquire();
           try {
             const readable = fs.createReadStream(chunkPath);
             if (partSize >= this.minPartSize || isFinalPart) await this.uploadPart(metadata, readable, thisPart);
@@ -328,14 +338,17 @@ export class PrefixedS3Store extends S3Store {
             throw error;
           } finally {
             fsp.rm(chunkPath).catch(() => undefined);
-            acquiredPermit?.release().catch(() => undefined);
+            permit.release().catch(() => undefined);
           }
         })();
-        deferred.catch(() => undefined);
+        // Failures surface through splitterStream.destroy() and the final Promise.all below.
+        const settled = deferred.then(
+          () => undefined,
+          () => undefined,
+        );
+        unsent.add(settled);
+        void settled.then(() => unsent.delete(settled));
         promises.push(deferred);
-      })
-      .on('chunkError', () => {
-        permit?.release().catch(() => undefined);
       });
 
     try {
