@@ -5,6 +5,7 @@ import { HttpError, internalError } from './errors.js';
 import { createHookDispatcher } from './hooks/hook-dispatcher.js';
 import type { HookHandlers } from './hooks/types.js';
 import type { AppEnv } from './http/app-env.js';
+import { createAuthenticator } from './http/auth.js';
 import { rejectWhileDraining } from './http/draining.js';
 import { errorResponse } from './http/error-response.js';
 import { ServerLifecycle } from './http/lifecycle.js';
@@ -93,12 +94,13 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
     afterSweep: () => processing.reconcile().then(() => undefined),
   });
 
+  const authenticate = createAuthenticator(config.auth);
   const app = new Hono<AppEnv>();
   app.use(requestLog(logger));
   app.route('/', healthRoutes({ storage, services: deps.services, lifecycle, logger }));
   app.use(rejectWhileDraining(lifecycle));
-  app.route('/', statusRoutes({ storage, statuses: state.statuses, tusPath: config.tus.path, cors: config.cors, isValidId: isValidUploadId }));
-  app.route('/', tusRoutes({ config, tus, storage, lifecycle, hooks, processing, logger }));
+  app.route('/', statusRoutes({ storage, statuses: state.statuses, tusPath: config.tus.path, cors: config.cors, isValidId: isValidUploadId, authenticate }));
+  app.route('/', tusRoutes({ config, tus, storage, lifecycle, hooks, processing, logger, authenticate }));
 
   app.notFound(() => errorResponse(new HttpError('ERR_NOT_FOUND', 'no such resource')));
   app.onError((error, c) => {

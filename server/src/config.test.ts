@@ -1,12 +1,12 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_MAX_UPLOAD_SIZE, parseConfig } from './config.js';
+import { ConfigError, DEFAULT_MAX_UPLOAD_SIZE, parseConfig, type ReadSecretFile } from './config.js';
 
 const CWD = '/srv/app';
 
-function configError(env: Record<string, string>): ConfigError {
+function configError(env: Record<string, string>, readFile?: ReadSecretFile): ConfigError {
   try {
-    parseConfig(env, CWD);
+    parseConfig(env, CWD, readFile);
   } catch (error) {
     expect(error).toBeInstanceOf(ConfigError);
     return error as ConfigError;
@@ -210,6 +210,51 @@ describe('REDIS_URL', () => {
       url: 'rediss://:secret@cache.internal:6380/2',
       prefix: 'uploads-eu:',
     });
+  });
+});
+
+describe('AUTH_*', () => {
+  const SECRET = 'x'.repeat(32);
+
+  it('is off by default: no token needed', () => {
+    expect(parseConfig({}, CWD).auth).toBeUndefined();
+  });
+
+  it('takes a shared secret, directly or from a file, with optional issuer and audience', () => {
+    expect(parseConfig({ AUTH_JWT_SECRET: SECRET, AUTH_JWT_ISSUER: 'https://app.example.com', AUTH_JWT_AUDIENCE: 'uploads' }, CWD).auth).toEqual({
+      kind: 'secret',
+      secret: SECRET,
+      issuer: 'https://app.example.com',
+      audience: 'uploads',
+    });
+    const fromFile = parseConfig({ AUTH_JWT_SECRET_FILE: 'secrets/jwt' }, CWD, (file) => (file === path.resolve(CWD, 'secrets/jwt') ? `${SECRET}\n` : ''));
+    expect(fromFile.auth).toEqual({ kind: 'secret', secret: SECRET, issuer: undefined, audience: undefined });
+  });
+
+  it('takes a JWKS URL', () => {
+    expect(parseConfig({ AUTH_JWKS_URL: 'https://auth.example.com/.well-known/jwks.json' }, CWD).auth).toEqual({
+      kind: 'jwks',
+      url: 'https://auth.example.com/.well-known/jwks.json',
+      issuer: undefined,
+      audience: undefined,
+    });
+  });
+
+  it.each([
+    [{ AUTH_JWT_SECRET: 'short' }, /^AUTH_JWT_SECRET: expected a secret of at least 32 characters$/],
+    [{ AUTH_JWT_SECRET: SECRET, AUTH_JWKS_URL: 'https://auth.example.com/jwks.json' }, /^AUTH_JWKS_URL: set either AUTH_JWT_SECRET or AUTH_JWKS_URL, not both$/],
+    [{ AUTH_JWT_SECRET: SECRET, AUTH_JWT_SECRET_FILE: '/run/secrets/jwt' }, /^AUTH_JWT_SECRET_FILE: set either AUTH_JWT_SECRET or AUTH_JWT_SECRET_FILE, not both$/],
+    [{ AUTH_JWKS_URL: 'ftp://auth.example.com/jwks' }, /^AUTH_JWKS_URL: expected an http\(s\) URL/],
+    [{ AUTH_JWT_ISSUER: 'https://app.example.com' }, /^AUTH_JWT_ISSUER: only used with AUTH_JWT_SECRET or AUTH_JWKS_URL/],
+  ])('%o is refused', (env, message) => {
+    const error = configError(env);
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toMatch(message);
+  });
+
+  it('holds a secret from a file to the same length rule', () => {
+    const error = configError({ AUTH_JWT_SECRET_FILE: '/run/secrets/jwt' }, () => 'short\n');
+    expect(error.problems).toEqual(['AUTH_JWT_SECRET_FILE: expected a secret of at least 32 characters']);
   });
 });
 

@@ -115,6 +115,16 @@ const envSchema = z.object({
     .optional(),
   /** Prefix of every Redis key; instances that share uploads share it, other deployments on the same Redis use another. @default tus: */
   REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:._-]{1,64}$/, 'expected up to 64 letters, digits and :._- such as tus:').default('tus:'),
+  /** HS256 key that signs the bearer tokens clients must send (32+ characters); unset with AUTH_JWKS_URL unset, no token is needed. @default (none) */
+  AUTH_JWT_SECRET: z.string().min(32, 'expected a secret of at least 32 characters').optional(),
+  /** File holding AUTH_JWT_SECRET (instead of the variable), e.g. a Docker secret. @default (none) */
+  AUTH_JWT_SECRET_FILE: z.string().optional(),
+  /** URL of the JSON Web Key Set whose keys sign the bearer tokens (an identity provider's, RS256/ES256/EdDSA). @default (none) */
+  AUTH_JWKS_URL: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL such as https://auth.example.com/.well-known/jwks.json' }).optional(),
+  /** Issuer (`iss`) every token must carry. @default (any) */
+  AUTH_JWT_ISSUER: z.string().optional(),
+  /** Audience (`aud`) every token must include. @default (any) */
+  AUTH_JWT_AUDIENCE: z.string().optional(),
   /** Largest upload accepted, in bytes (units such as 2GiB or 500MB are accepted). @default 2147483648 */
   MAX_UPLOAD_SIZE: byteSize('2147483648 or 2GiB')
     .refine((n) => n > 0, 'expected a size above 0 bytes')
@@ -212,9 +222,16 @@ export type Config = Readonly<{
   }>;
   validation: Readonly<{ allowedTypes: readonly string[]; requiredMetadata: readonly string[]; maxMetadataBytes: number }>;
   processing: Readonly<{ deleteRejected: boolean; maxAttempts: number; retryDelayMs: number; concurrency: number }>;
+  /** Set when uploads need a bearer token (a JWT): how it is checked. */
+  auth: AuthConfig | undefined;
   /** Set for several instances: locks, the job queue, status and the S3 metadata cache live in Redis. */
   redis: Readonly<{ url: string; prefix: string }> | undefined;
 }>;
+
+/** Tokens are JWTs signed with a shared secret (HS256) or by keys from a JWKS URL. */
+export type AuthConfig = Readonly<
+  ({ kind: 'secret'; secret: string } | { kind: 'jwks'; url: string }) & { issuer: string | undefined; audience: string | undefined }
+>;
 
 export type FileStorageConfig = Readonly<{ kind: 'file'; directory: string }>;
 
@@ -278,6 +295,7 @@ export function parseConfig(env: Env, cwd = process.cwd(), readFile: ReadSecretF
   if (tusPath === '/uploads' || tusPath.startsWith('/uploads/')) problems.push('TUS_PATH: /uploads is the status resource; choose another path such as /files/');
   if (e.HOOKS_URL && !e.HOOKS_SECRET) problems.push('HOOKS_SECRET: required when HOOKS_URL is set, so receivers can verify what they get');
   const storage = storageConfig(e, path.resolve(cwd, e.STORAGE_DIR), cwd, readFile, problems);
+  const auth = authConfig(e, cwd, readFile, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze({
     server: {
@@ -310,6 +328,7 @@ export function parseConfig(env: Env, cwd = process.cwd(), readFile: ReadSecretF
       retryDelayMs: e.PROCESSING_RETRY_DELAY,
       concurrency: e.PROCESSING_CONCURRENCY,
     },
+    auth,
     redis: e.REDIS_URL ? { url: e.REDIS_URL, prefix: e.REDIS_PREFIX } : undefined,
   });
 }
@@ -320,7 +339,7 @@ export function parseConfig(env: Env, cwd = process.cwd(), readFile: ReadSecretF
  */
 function secret(
   e: Defaults<z.output<typeof envSchema>>,
-  name: 'S3_ACCESS_KEY_ID' | 'S3_SECRET_ACCESS_KEY',
+  name: 'S3_ACCESS_KEY_ID' | 'S3_SECRET_ACCESS_KEY' | 'AUTH_JWT_SECRET',
   cwd: string,
   readFile: ReadSecretFile,
   problems: string[],
@@ -345,6 +364,25 @@ function secret(
     return undefined;
   }
   return value;
+}
+
+function authConfig(e: Defaults<z.output<typeof envSchema>>, cwd: string, readFile: ReadSecretFile, problems: string[]): AuthConfig | undefined {
+  const secretValue = secret(e, 'AUTH_JWT_SECRET', cwd, readFile, problems);
+  const claims = { issuer: e.AUTH_JWT_ISSUER, audience: e.AUTH_JWT_AUDIENCE };
+  if (secretValue !== undefined && e.AUTH_JWKS_URL !== undefined) {
+    problems.push('AUTH_JWKS_URL: set either AUTH_JWT_SECRET or AUTH_JWKS_URL, not both');
+    return undefined;
+  }
+  if (secretValue !== undefined) {
+    // The file's contents get the same rule as the variable.
+    if (secretValue.length < 32) problems.push('AUTH_JWT_SECRET_FILE: expected a secret of at least 32 characters');
+    return { kind: 'secret', secret: secretValue, ...claims };
+  }
+  if (e.AUTH_JWKS_URL !== undefined) return { kind: 'jwks', url: e.AUTH_JWKS_URL, ...claims };
+  if (claims.issuer !== undefined || claims.audience !== undefined) {
+    problems.push(`${claims.issuer !== undefined ? 'AUTH_JWT_ISSUER' : 'AUTH_JWT_AUDIENCE'}: only used with AUTH_JWT_SECRET or AUTH_JWKS_URL, which is not set`);
+  }
+  return undefined;
 }
 
 function storageConfig(

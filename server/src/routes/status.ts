@@ -3,6 +3,7 @@ import { streamSSE } from 'hono/streaming';
 import { HttpError } from '../errors.js';
 import type { Config } from '../config.js';
 import type { AppEnv } from '../http/app-env.js';
+import type { Authenticator } from '../http/auth.js';
 import { corsHeaders } from '../http/cors.js';
 import type { StatusRecord, StatusStore, UploadState } from '../processing/status-store.js';
 import type { UploadStorage } from '../storage/index.js';
@@ -39,9 +40,11 @@ export type StatusRoutesDeps = Readonly<{
   tusPath: string;
   cors: Config['cors'];
   isValidId(id: string): boolean;
+  /** Set when requests need a bearer token (the header, or `?access_token=` for EventSource). */
+  authenticate?: Authenticator;
 }>;
 
-export function statusRoutes({ storage, statuses, tusPath, cors, isValidId }: StatusRoutesDeps) {
+export function statusRoutes({ storage, statuses, tusPath, cors, isValidId, authenticate }: StatusRoutesDeps) {
   async function describe(id: string): Promise<UploadStatus> {
     if (!isValidId(id)) throw new HttpError('ERR_UPLOAD_NOT_FOUND', 'upload not found');
     const [upload, record] = await Promise.all([
@@ -77,6 +80,20 @@ export function statusRoutes({ storage, statuses, tusPath, cors, isValidId }: St
     await next();
     if (c.res.status >= 400) for (const [name, value] of Object.entries(headers)) c.res.headers.set(name, value);
   });
+  // A page on another origin that sends Authorization asks first.
+  routes.options('/uploads/*', (c) => {
+    c.header('Access-Control-Allow-Methods', 'GET, OPTIONS');
+    c.header('Access-Control-Allow-Headers', 'Authorization');
+    c.header('Access-Control-Max-Age', '86400');
+    return c.body(null, 204);
+  });
+  if (authenticate) {
+    routes.use('/uploads/*', async function requireToken(c, next) {
+      const refused = await authenticate(c.req.raw);
+      if (refused) throw refused;
+      await next();
+    });
+  }
   routes.get('/uploads/:id', async (c) => {
     c.set('uploadId', c.req.param('id'));
     c.header('Cache-Control', 'no-store');

@@ -5,6 +5,7 @@ import { Hono, type Context } from 'hono';
 import type { Config } from '../config.js';
 import { HttpError } from '../errors.js';
 import type { AppEnv } from '../http/app-env.js';
+import type { Authenticator } from '../http/auth.js';
 import { corsHeaders } from '../http/cors.js';
 import { errorResponse } from '../http/error-response.js';
 import type { ServerLifecycle } from '../http/lifecycle.js';
@@ -27,6 +28,8 @@ export type TusRoutesDeps = Readonly<{
   hooks: HookDispatcher;
   processing: Processing;
   logger: Logger;
+  /** Set when requests need a bearer token. */
+  authenticate?: Authenticator;
 }>;
 
 /** PATCH always carries upload bytes; POST only with creation-with-upload. */
@@ -47,7 +50,7 @@ function bodySource(c: Context<AppEnv>): Readable {
  * Kept as plain Hono routes (no app.mount, which strips the prefix and breaks upload
  * URLs; no bodyLimit or cors middleware, which buffer bodies or fight @tus/server's CORS).
  */
-export function tusRoutes({ config, tus, storage, lifecycle, hooks, processing, logger }: TusRoutesDeps): Hono<AppEnv> {
+export function tusRoutes({ config, tus, storage, lifecycle, hooks, processing, logger, authenticate }: TusRoutesDeps): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
 
   async function handle(c: Context<AppEnv>, target: TusTarget): Promise<Response> {
@@ -57,6 +60,12 @@ export function tusRoutes({ config, tus, storage, lifecycle, hooks, processing, 
     const fail = (error: HttpError) =>
       errorResponse(error, { ...cors, 'Tus-Resumable': TUS_VERSION, ...(method === 'HEAD' ? { 'Cache-Control': 'no-store' } : {}) });
     if (target.kind === 'upload') c.set('uploadId', target.id);
+
+    // OPTIONS stays open: CORS preflights carry no credentials, and discovery reveals nothing.
+    if (authenticate && method !== 'OPTIONS') {
+      const refused = await authenticate(raw);
+      if (refused) return fail(refused);
+    }
 
     const rejection = checkTusRequest(method, target, raw.headers, config.tus.maxUploadSize, config.validation.maxMetadataBytes);
     if (rejection) return fail(rejection);
