@@ -1,18 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ByteSource, MiB, sha256 } from './support/files.js';
 import { pollUntil, Scope, type ServerProcess } from './support/server-process.js';
+import { createTestStore, STORE_KINDS, type TestStore } from './support/stores.js';
 import { download, fetchWithin, head, OCTET, patch, startClientUpload, TUS } from './support/tus.js';
 
 const EXPIRY_S = 4;
 const idOf = (url: string) => new URL(url).pathname.split('/').pop() ?? '';
 
-/** Unfinished uploads expire (UPLOAD_EXPIRY=4s, swept every 500 ms); finished ones never do. */
-describe('upload expiry', () => {
+/** Unfinished uploads expire (UPLOAD_EXPIRY=4s, swept every 500 ms); finished ones never do. On every storage kind. */
+describe.each(STORE_KINDS)('[%s] upload expiry', (kind) => {
   const scope = new Scope();
+  let store: TestStore;
   let server: ServerProcess;
 
   beforeAll(async () => {
-    server = await scope.server({ env: { UPLOAD_EXPIRY: `${EXPIRY_S}s`, EXPIRY_SWEEP_INTERVAL: '500ms' } });
+    store = await createTestStore(kind, scope);
+    server = await scope.server(store.startOptions({ UPLOAD_EXPIRY: `${EXPIRY_S}s`, EXPIRY_SWEEP_INTERVAL: '500ms' }));
   });
   afterAll(() => scope.dispose());
 
@@ -28,10 +31,19 @@ describe('upload expiry', () => {
     expect(expires).not.toBeNull();
     expect(Number.isNaN(Date.parse(expires ?? ''))).toBe(false);
     const unfinished = new URL(create.headers.get('location') ?? '', server.endpoint).toString();
+    const unfinishedId = idOf(unfinished);
+    // Before the sweep (well within UPLOAD_EXPIRY): on S3 the half upload is an open multipart
+    // upload, its .info, and its 512 KiB (less than a part) in <id>.part.
+    expect(await store.objectsOf(unfinishedId)).toEqual(kind === 's3' ? [`${unfinishedId}.info`, `${unfinishedId}.part`, `multipart:${unfinishedId}`] : [unfinishedId, `${unfinishedId}.json`]);
+    expect(await store.storedBytes(unfinishedId)).toBe(MiB / 2);
     const finished = await finishedRun.done;
+    const finishedId = idOf(finished);
+    expect(await store.objectsOf(finishedId)).toEqual(store.finishedObjects(finishedId));
 
     // The sweep removes the unfinished one once it is older than UPLOAD_EXPIRY.
-    await server.waitForLog((line) => line.msg === 'expired unfinished upload removed' && line.uploadId === idOf(unfinished), 'the sweep to remove the unfinished upload', (EXPIRY_S + 15) * 1000);
+    await server.waitForLog((line) => line.msg === 'expired unfinished upload removed' && line.uploadId === unfinishedId, 'the sweep to remove the unfinished upload', (EXPIRY_S + 15) * 1000);
+    // Nothing of it is left: on S3 the multipart upload is aborted and <id>, <id>.info and <id>.part are gone.
+    expect(await store.objectsOf(unfinishedId)).toEqual([]);
     expect((await head(unfinished)).status).toBe(410);
     expect((await patch(unfinished, MiB / 2, content.subarray(MiB / 2))).status).toBe(410);
     const gone = await fetchWithin(unfinished);
@@ -45,7 +57,8 @@ describe('upload expiry', () => {
     const got = await download(finished);
     expect(got.status).toBe(200);
     expect(got.sha256).toBe(sha256(content));
-    expect(server.logs().some((line) => line.msg === 'expired unfinished upload removed' && line.uploadId === idOf(finished))).toBe(false);
+    expect(await store.objectsOf(finishedId)).toEqual(store.finishedObjects(finishedId));
+    expect(server.logs().some((line) => line.msg === 'expired unfinished upload removed' && line.uploadId === finishedId)).toBe(false);
   });
 
   it('lets tus-js-client start over when the upload it resumes has expired', async () => {
@@ -54,6 +67,9 @@ describe('upload expiry', () => {
     await create.arrayBuffer();
     const expired = new URL(create.headers.get('location') ?? '', server.endpoint).toString();
     await pollUntil(async () => ((await head(expired)).status === 410 ? true : undefined), 'the upload to expire', (EXPIRY_S + 15) * 1000, 250);
+    // HEAD says 410 as soon as the upload is past UPLOAD_EXPIRY; the sweep removes its objects soon after.
+    await server.waitForLog((line) => line.msg === 'expired unfinished upload removed' && line.uploadId === idOf(expired), 'the sweep to remove the expired upload', 15_000);
+    expect(await store.objectsOf(idOf(expired))).toEqual([]);
 
     const methods: string[] = [];
     const run = startClientUpload(content, {

@@ -1,23 +1,24 @@
-import fsp from 'node:fs/promises';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import { DetailedError } from 'tus-js-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ByteSource, KiB, MiB } from './support/files.js';
 import { Scope, withTimeout, type ServerProcess } from './support/server-process.js';
+import { createTestStore, STORE_KINDS, type TestStore } from './support/stores.js';
 import { createUpload, fetchWithin, head, OCTET, patch, rawPatch, startClientUpload, TUS } from './support/tus.js';
 
 const TWO_GIB = 2147483648;
 const idOf = (url: string) => new URL(url).pathname.split('/').pop() ?? '';
 
-/** The 2 GiB promise (default MAX_UPLOAD_SIZE), checked without ever sending 2 GiB. */
-describe('upload size limit, default 2 GiB', () => {
+/** The 2 GiB promise (default MAX_UPLOAD_SIZE), checked without ever sending 2 GiB, on every storage kind. */
+describe.each(STORE_KINDS)('[%s] upload size limit, default 2 GiB', (kind) => {
   const scope = new Scope();
+  let store: TestStore;
   let server: ServerProcess;
 
   beforeAll(async () => {
+    store = await createTestStore(kind, scope);
     // MAX_UPLOAD_SIZE is not set: the default applies.
-    server = await scope.server();
+    server = await scope.server(store.startOptions());
   });
   afterAll(() => scope.dispose());
 
@@ -72,13 +73,15 @@ describe('upload size limit, default 2 GiB', () => {
     const state = await head(url);
     expect(state.offset).toBe(0);
     expect(state.length).toBe(TWO_GIB);
+    expect(await store.storedBytes(idOf(url))).toBe(0);
     const removed = await fetchWithin(url, { method: 'DELETE', headers: TUS });
     await removed.arrayBuffer();
     expect(removed.status).toBe(204);
+    expect(await store.objectsOf(idOf(url))).toEqual([]);
   });
 
   it('refuses creation-with-upload over the limit with 413 and creates nothing', async () => {
-    const before = await listUploads(server.storageDir);
+    const before = await store.list();
     const response = await fetchWithin(server.endpoint, {
       method: 'POST',
       headers: { ...TUS, 'Upload-Length': String(TWO_GIB + 1), 'Content-Type': OCTET },
@@ -87,7 +90,7 @@ describe('upload size limit, default 2 GiB', () => {
     const body = await response.text();
     expect(response.status).toBe(413);
     expect(body).toContain('GiB');
-    expect(await listUploads(server.storageDir)).toEqual(before);
+    expect(await store.list()).toEqual(before);
   });
 
   it('refuses a PATCH that declares a deferred Upload-Length over the limit with 413', async () => {
@@ -115,14 +118,16 @@ describe('upload size limit, default 2 GiB', () => {
   });
 });
 
-/** Bodies that grow past the limit while streaming, on a server with a 1 MiB limit. */
-describe('upload size limit while streaming (MAX_UPLOAD_SIZE=1MiB)', () => {
+/** Bodies that grow past the limit while streaming, on a server with a 1 MiB limit, on every storage kind. */
+describe.each(STORE_KINDS)('[%s] upload size limit while streaming (MAX_UPLOAD_SIZE=1MiB)', (kind) => {
   const scope = new Scope();
+  let store: TestStore;
   let server: ServerProcess;
   const limit = MiB;
 
   beforeAll(async () => {
-    server = await scope.server({ env: { MAX_UPLOAD_SIZE: '1MiB' } });
+    store = await createTestStore(kind, scope);
+    server = await scope.server(store.startOptions({ MAX_UPLOAD_SIZE: '1MiB' }));
   });
   afterAll(() => scope.dispose());
 
@@ -150,11 +155,12 @@ describe('upload size limit while streaming (MAX_UPLOAD_SIZE=1MiB)', () => {
     const state = await head(url);
     expect(state.status).toBe(200);
     expect(state.offset).toBeLessThanOrEqual(limit);
-    const onDisk = await fsp.stat(path.join(server.storageDir, idOf(url)));
-    expect(onDisk.size).toBeLessThanOrEqual(limit);
-    expect(onDisk.size).toBe(state.offset);
+    const stored = await store.storedBytes(idOf(url));
+    expect(stored).toBeLessThanOrEqual(limit);
+    expect(stored).toBe(state.offset);
     // What was kept is the start of what was sent.
-    const kept = await fsp.readFile(path.join(server.storageDir, idOf(url)));
+    const kept = await store.readStored(idOf(url));
+    expect(kept.byteLength).toBe(stored);
     expect(kept.equals(data.subarray(0, kept.byteLength))).toBe(true);
   });
 
@@ -182,7 +188,7 @@ describe('upload size limit while streaming (MAX_UPLOAD_SIZE=1MiB)', () => {
 
     const state = await head(url);
     expect(state.offset).toBeLessThanOrEqual(length);
-    expect((await fsp.stat(path.join(server.storageDir, idOf(url)))).size).toBeLessThanOrEqual(length);
+    expect(await store.storedBytes(idOf(url))).toBeLessThanOrEqual(length);
   });
 
   it("refuses a PATCH whose Content-Length runs past the upload's Upload-Length (413) and stores nothing", async () => {
@@ -190,6 +196,7 @@ describe('upload size limit while streaming (MAX_UPLOAD_SIZE=1MiB)', () => {
     const response = await patch(url, 0, new ByteSource('eleven').bytes(0, 11));
     expect(response.status).toBe(413);
     expect((await head(url)).offset).toBe(0);
+    expect(await store.storedBytes(idOf(url))).toBe(0);
   });
 
   it('accepts a deferred upload that ends exactly at the limit', async () => {
@@ -203,6 +210,7 @@ describe('upload size limit while streaming (MAX_UPLOAD_SIZE=1MiB)', () => {
     const got = await fetchWithin(url);
     expect(got.status).toBe(200);
     expect(Buffer.from(await got.arrayBuffer()).equals(data)).toBe(true);
+    expect(await store.objectsOf(idOf(url))).toEqual(store.finishedObjects(idOf(url)));
   });
 
   it('refuses a creation over the limit with 413 in MiB', async () => {
@@ -213,7 +221,3 @@ describe('upload size limit while streaming (MAX_UPLOAD_SIZE=1MiB)', () => {
     expect(body).toContain(String(limit + 1));
   });
 });
-
-async function listUploads(dir: string): Promise<string[]> {
-  return (await fsp.readdir(dir)).filter((name) => !name.startsWith('.')).sort();
-}

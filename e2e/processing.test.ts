@@ -6,6 +6,7 @@ import { DetailedError } from 'tus-js-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ByteSource, KiB, makeFile, MiB, type TestFile } from './support/files.js';
 import { Scope, withTimeout, type ServerProcess } from './support/server-process.js';
+import { createTestStore, STORE_KINDS, type TestStore } from './support/stores.js';
 import {
   EventStreamClient,
   freeze,
@@ -63,6 +64,13 @@ function upload(server: ServerProcess, file: TestFile, options: Parameters<typeo
   return startClientUpload(fs.createReadStream(file.path), { endpoint: server.endpoint, chunkSize: 8 * MiB, ...options }, timeoutMs);
 }
 
+/** SIGKILL (a frozen process too) and wait, bounded, until it is gone. */
+async function killHard(server: ServerProcess): Promise<void> {
+  server.kill('SIGKILL');
+  const exit = await withTimeout(server.exited, 10_000, 'the killed server to exit');
+  expect(exit.signal).toBe('SIGKILL');
+}
+
 function expectProcessed(status: UploadStatus, file: TestFile): void {
   expect(status.state, JSON.stringify(status)).toBe('done');
   expect(status.error).toBeNull();
@@ -72,7 +80,8 @@ function expectProcessed(status: UploadStatus, file: TestFile): void {
   expect(status.processors.sha256).toMatchObject({ ok: true, result: { sha256: file.sha256, bytes: file.size } });
 }
 
-describe('the status resource', () => {
+// The processors read the stored bytes back through the storage: on S3, from the bucket.
+describe.each(STORE_KINDS)('[%s] the status resource', (kind) => {
   const scope = new Scope();
   let receiver: WebhookReceiver;
   let server: ServerProcess;
@@ -83,9 +92,8 @@ describe('the status resource', () => {
     video = await makeFileWithHeader(dir, 'clip.mp4', MP4_HEADER, 12 * MiB + 345);
     receiver = await startWebhookReceiver(SECRET);
     scope.defer(() => receiver.close());
-    server = await scope.server({
-      env: { HOOKS_URL: receiver.url, HOOKS_SECRET: SECRET, HOOKS_TIMEOUT: '60s', ALLOWED_TYPES: 'video/*' },
-    });
+    const store = await createTestStore(kind, scope);
+    server = await scope.server(store.startOptions({ HOOKS_URL: receiver.url, HOOKS_SECRET: SECRET, HOOKS_TIMEOUT: '60s', ALLOWED_TYPES: 'video/*' }));
   });
   afterEach(() => receiver.resetScripts());
   afterAll(() => scope.dispose());
@@ -239,12 +247,10 @@ describe('SIGKILL around processing', () => {
   const fileScope = new Scope();
   const scope = new Scope();
   let big: TestFile;
-  let small: TestFile;
 
   beforeAll(async () => {
     const dir = await fileScope.tempDir();
     big = await makeFile(dir, 'big-256mib.bin', 256 * MiB, 'processing-kill-256');
-    small = await makeFile(dir, 'small.bin', 3 * MiB + 11, 'processing-kill-small');
   });
   afterEach(() => scope.dispose());
   afterAll(() => fileScope.dispose());
@@ -254,12 +260,6 @@ describe('SIGKILL around processing', () => {
     const server = await scope.server({ storageDir, env });
     scope.defer(() => thaw(server.pid));
     return server;
-  }
-
-  async function killFrozen(server: ServerProcess): Promise<void> {
-    server.kill('SIGKILL');
-    const exit = await withTimeout(server.exited, 10_000, 'the killed server to exit');
-    expect(exit.signal).toBe('SIGKILL');
   }
 
   it('killed in the middle of the sha256 of a 256 MiB upload: after a restart processing resumes after the recorded step and ends done', async () => {
@@ -287,7 +287,7 @@ describe('SIGKILL around processing', () => {
       if (record?.processors.sha256) throw new Error(`sha256 was recorded before the server could be caught: ${JSON.stringify(record)}`);
       return record?.processors.size?.ok ? record : undefined;
     });
-    await killFrozen(first);
+    await killHard(first);
     expect(atKill.state).toBe('processing');
     expect(atKill.processors.sha256).toBeUndefined();
     expect(await processingJobState(storageDir, id)).toBe('pending');
@@ -312,7 +312,7 @@ describe('SIGKILL around processing', () => {
     const id = uploadIdOf(url);
     await freeze(first.pid);
     const atKill: StatusFile | undefined = await readStatusFile(storageDir, id);
-    await killFrozen(first);
+    await killHard(first);
     // Not processed yet (the sha256 of 256 MiB alone takes longer than the freeze), but queued.
     expect(atKill?.state ?? 'none').not.toBe('done');
     expect(atKill?.processors.sha256).toBeUndefined();
@@ -322,31 +322,48 @@ describe('SIGKILL around processing', () => {
     const status = await waitForState(second.url, id, undefined, 90_000);
     expectProcessed(status, big);
   });
+});
+
+/** The listing of uploads at startup (on S3, of .info objects under S3_PREFIX) finds what was never queued. */
+describe.each(STORE_KINDS)('[%s] SIGKILL before processing was queued', (kind) => {
+  const fileScope = new Scope();
+  const scope = new Scope();
+  let small: TestFile;
+
+  beforeAll(async () => {
+    const dir = await fileScope.tempDir();
+    small = await makeFile(dir, 'small.bin', 3 * MiB + 11, 'processing-kill-small');
+  });
+  afterEach(() => scope.dispose());
+  afterAll(() => fileScope.dispose());
 
   it('killed after the last byte was stored but before processing was queued: the startup sweep finds it', async () => {
     const receiver = await startWebhookReceiver(SECRET);
     scope.defer(() => receiver.close());
     receiver.script('pre-finish', { hold: true });
-    const storageDir = await scope.tempDir('tus-e2e-processing-kill-');
-    const first = await frozenCapableServer(storageDir, { HOOKS_URL: receiver.url, HOOKS_SECRET: SECRET, HOOKS_TIMEOUT: '60s' });
+    const store = await createTestStore(kind, scope);
+    const { storageDir } = store;
+    const first = await scope.server(store.startOptions({ HOOKS_URL: receiver.url, HOOKS_SECRET: SECRET, HOOKS_TIMEOUT: '60s' }));
     const run = upload(first, small, { metadata: { filename: 'small.bin' } });
-    // The last PATCH's bytes are on disk and pre-finish is waiting: nothing is queued yet.
+    // The last PATCH's bytes are stored and pre-finish is waiting: nothing is queued yet.
     const preFinish = await receiver.waitFor((all) => all.find((d) => d.type === 'pre-finish'), 'the pre-finish hook', 60_000);
     const id = preFinish.uploadId ?? '';
-    await killFrozen(first);
+    await killHard(first);
     await run.done.catch(() => undefined);
-    expect((await fsp.stat(path.join(storageDir, id))).size).toBe(small.size);
+    // Every byte is stored (on S3 the multipart upload is already completed), the queue and status (in STORAGE_DIR) know nothing.
+    expect(await store.objectsOf(id)).toEqual(store.finishedObjects(id));
+    expect(await store.storedBytes(id)).toBe(small.size);
     expect(await processingJobState(storageDir, id)).toBeUndefined();
     expect(await readStatusFile(storageDir, id)).toBeUndefined();
 
-    const second = await scope.server({ storageDir });
+    const second = await scope.server(store.startOptions());
     const status = await waitForState(second.url, id);
     expectProcessed(status, small);
     expect(second.logs().some((line) => line.msg === 'finished upload without processing found; queued' && line.uploadId === id)).toBe(true);
   });
 });
 
-describe('files that are not what they claim (ALLOWED_TYPES=video/*)', () => {
+describe.each(STORE_KINDS)('[%s] files that are not what they claim (ALLOWED_TYPES=video/*)', (kind) => {
   const scope = new Scope();
   let dir: string;
 
@@ -355,8 +372,14 @@ describe('files that are not what they claim (ALLOWED_TYPES=video/*)', () => {
   });
   afterAll(() => scope.dispose());
 
+  /** A server with a store of its own. */
+  async function startServer(env: Record<string, string>): Promise<{ server: ServerProcess; store: TestStore }> {
+    const store = await createTestStore(kind, scope);
+    return { server: await scope.server(store.startOptions(env)), store };
+  }
+
   it('a Windows executable named movie.mp4 ends rejected, naming the real type; the bytes stay by default', async () => {
-    const server = await scope.server({ env: { ALLOWED_TYPES: 'video/*' } });
+    const { server, store } = await startServer({ ALLOWED_TYPES: 'video/*' });
     const exe = await makeFileWithHeader(dir, 'movie-pe.mp4', PE_HEADER, 4 * MiB + 3);
     const url = await upload(server, exe, { metadata: { filename: 'movie.mp4', filetype: 'video/mp4' } }).done;
     const id = uploadIdOf(url);
@@ -369,10 +392,11 @@ describe('files that are not what they claim (ALLOWED_TYPES=video/*)', () => {
     const got = await download(url);
     expect(got.status).toBe(200);
     expect(got.sha256).toBe(exe.sha256);
+    expect(await store.objectsOf(id)).toEqual(store.finishedObjects(id));
   });
 
   it('with DELETE_REJECTED=true an ELF binary named movie.mp4 is rejected and its bytes are gone; the status stays', async () => {
-    const server = await scope.server({ env: { ALLOWED_TYPES: 'video/*', DELETE_REJECTED: 'true' } });
+    const { server, store } = await startServer({ ALLOWED_TYPES: 'video/*', DELETE_REJECTED: 'true' });
     const elf = await makeFileWithHeader(dir, 'movie-elf.mp4', ELF_HEADER, 2 * MiB + 1);
     const url = await upload(server, elf, { metadata: { filename: 'movie.mp4', filetype: 'video/mp4' } }).done;
     const id = uploadIdOf(url);
@@ -386,13 +410,14 @@ describe('files that are not what they claim (ALLOWED_TYPES=video/*)', () => {
     expect(got.status).toBe(404);
     expect(await got.text()).toMatch(/^ERR_UPLOAD_NOT_FOUND: /);
     expect((await head(url)).status).toBe(404);
-    await expect(fsp.access(path.join(server.storageDir, id))).rejects.toMatchObject({ code: 'ENOENT' });
+    // Nothing is left of a finished upload either (on S3: the object, <id>.info, no <id>.part).
+    expect(await store.objectsOf(id)).toEqual([]);
     // Asked again later, the status still answers.
     expect((await getStatus(server.url, id)).body).toMatchObject({ id, state: 'rejected', error: status.error });
   });
 
   it('a real MP4 passes the same server', async () => {
-    const server = await scope.server({ env: { ALLOWED_TYPES: 'video/*', DELETE_REJECTED: 'true' } });
+    const { server } = await startServer({ ALLOWED_TYPES: 'video/*', DELETE_REJECTED: 'true' });
     const mp4 = await makeFileWithHeader(dir, 'real.mp4', MP4_HEADER, 1 * MiB + 5 * KiB);
     const url = await upload(server, mp4, { metadata: { filename: 'real.mp4', filetype: 'video/mp4' } }).done;
     const status = await waitForState(server.url, uploadIdOf(url));

@@ -1,32 +1,38 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KiB, makeFile, MiB, type TestFile } from './support/files.js';
 import { Scope, withTimeout, type ServerProcess } from './support/server-process.js';
+import { createTestStore, STORE_KINDS, type TestStore } from './support/stores.js';
 import { createUpload, download, head, OCTET, patch, rawPatch, RawRequest, startClientUpload, TUS, waitForStoredBytes } from './support/tus.js';
 
 const IDLE_TIMEOUT_S = 2;
 const idOf = (url: string) => new URL(url).pathname.split('/').pop() ?? '';
 
-/** Clients that stall or vanish in the middle of a PATCH (IDLE_TIMEOUT=2s, and one server with the default). */
-describe('stalled and vanished clients', () => {
+/**
+ * Clients that stall or vanish in the middle of a PATCH (IDLE_TIMEOUT=2s, and one server with
+ * the default), on every storage kind: the bytes that arrived are kept (on S3, the part
+ * buffered under STORAGE_DIR is sent when the body is cut).
+ */
+describe.each(STORE_KINDS)('[%s] stalled and vanished clients', (kind) => {
   const scope = new Scope();
+  let store: TestStore;
   let server: ServerProcess;
   /** Default IDLE_TIMEOUT (60 s): only the lock release can end a stalled PATCH in time. */
   let patient: ServerProcess;
+  let patientStore: TestStore;
   let file: TestFile;
   let data: Buffer<ArrayBuffer>;
 
   beforeAll(async () => {
-    [server, patient] = await Promise.all([scope.server({ env: { IDLE_TIMEOUT: `${IDLE_TIMEOUT_S}s` } }), scope.server()]);
+    [store, patientStore] = await Promise.all([createTestStore(kind, scope), createTestStore(kind, scope)]);
+    [server, patient] = await Promise.all([scope.server(store.startOptions({ IDLE_TIMEOUT: `${IDLE_TIMEOUT_S}s` })), scope.server(patientStore.startOptions())]);
     const dir = await scope.tempDir();
     file = await makeFile(dir, 'source-2mib.bin', 2 * MiB, 'robust-2');
     data = await fsp.readFile(file.path);
   });
   afterAll(() => scope.dispose());
 
-  const storedSize = async (url: string) => (await fsp.stat(path.join(server.storageDir, idOf(url)))).size;
   const patchesAnswered = (url: string) => server.logs().filter((line) => line.method === 'PATCH' && line.uploadId === idOf(url)).length;
 
   it('ends a PATCH whose client stops sending, keeps the bytes sent, and releases the upload', async () => {
@@ -44,6 +50,7 @@ describe('stalled and vanished clients', () => {
     // Every byte written had reached the server long before the idle timeout.
     expect(answered).toBe(sent);
     expect((await head(url)).offset).toBe(sent);
+    expect(await store.storedBytes(idOf(url))).toBe(sent);
 
     // The lock is free: the next PATCH from that offset goes through at once.
     const rest = await patch(url, sent, data.subarray(sent));
@@ -66,6 +73,7 @@ describe('stalled and vanished clients', () => {
     expect(location).toBeDefined();
     const url = new URL(location ?? '', server.endpoint).toString();
     expect((await head(url)).offset).toBe(sent);
+    expect(await store.storedBytes(idOf(url))).toBe(sent);
     const rest = await patch(url, sent, data.subarray(sent));
     expect(rest.status).toBe(204);
     expect((await download(url)).sha256).toBe(file.sha256);
@@ -91,7 +99,7 @@ describe('stalled and vanished clients', () => {
     const request = rawPatch(url, 0, { 'Content-Length': file.size });
     expect(await request.write(data.subarray(0, sent))).toBe(true);
     // The bytes are reaching the disk; then the client's connection drops.
-    await waitForStoredBytes(() => storedSize(url), 1);
+    await waitForStoredBytes(() => store.bytesArrived(idOf(url)), 1);
     request.destroy();
     await expect(withTimeout(request.response, 5_000, 'the aborted request to fail')).rejects.toThrow();
 
@@ -102,7 +110,7 @@ describe('stalled and vanished clients', () => {
     const offset = state.offset ?? 0;
     expect(offset).toBeGreaterThan(0);
     expect(offset).toBeLessThanOrEqual(sent);
-    expect(await storedSize(url)).toBe(offset);
+    expect(await store.storedBytes(idOf(url))).toBe(offset);
 
     // tus-js-client picks it up from there.
     const chunks: { size: number; accepted: number }[] = [];
@@ -126,7 +134,7 @@ describe('stalled and vanished clients', () => {
     const url = await createUpload(patient.endpoint, { length: file.size });
     const request = rawPatch(url, 0, { 'Content-Length': file.size });
     expect(await request.write(data.subarray(0, 128 * KiB))).toBe(true);
-    await waitForStoredBytes(async () => (await fsp.stat(path.join(patient.storageDir, idOf(url)))).size, 128 * KiB);
+    await waitForStoredBytes(() => patientStore.bytesArrived(idOf(url)), 128 * KiB);
     const state = await head(url, 20_000);
     expect(state.status).toBe(200);
     expect(state.offset).toBe(128 * KiB);

@@ -1,75 +1,19 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import net from 'node:net';
-import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ByteSource, makeFile, MiB, KiB, sha256, type TestFile } from './support/files.js';
 import { findFreePort, pollUntil, Scope, withTimeout, type ServerProcess } from './support/server-process.js';
+import { createTestStore, STORE_KINDS } from './support/stores.js';
 import { createUpload, download, fetchWithin, head, rawPatch, slowHttpStack, startClientUpload, waitForStoredBytes } from './support/tus.js';
 
 const SHUTDOWN_TIMEOUT_S = 10;
 const idOf = (url: string) => new URL(url).pathname.split('/').pop() ?? '';
 
-/** SIGTERM: bodies in flight are cut and kept, new requests get 503, the process exits 0. */
+/** SIGTERM: new requests get 503, responses in flight are finished, the process exits 0. */
 describe('graceful shutdown', () => {
-  const fileScope = new Scope();
   const testScope = new Scope();
-  let file: TestFile;
-  let dir: string;
-
-  beforeAll(async () => {
-    dir = await fileScope.tempDir();
-    file = await makeFile(dir, 'source-4mib.bin', 4 * MiB, 'shutdown-4');
-  });
   afterEach(() => testScope.dispose());
-  afterAll(() => fileScope.dispose());
-
-  it('answers the PATCH in flight with what arrived, exits 0, and the upload resumes after a restart', async () => {
-    const storageDir = await testScope.tempDir('tus-e2e-shutdown-storage-');
-    const first = await testScope.server({ storageDir, env: { SHUTDOWN_TIMEOUT: `${SHUTDOWN_TIMEOUT_S}s` } });
-    const url = await createUpload(first.endpoint, { length: file.size, metadata: { filename: 'shutdown.bin' } });
-    const data = await fsp.readFile(file.path);
-
-    // A slow PATCH: 1 MiB at once, then 64 KiB every 100 ms (it would take ~5 s to finish).
-    const request = rawPatch(url, 0, { 'Content-Length': file.size });
-    expect(await request.write(data.subarray(0, MiB))).toBe(true);
-    await waitForStoredBytes(async () => (await fsp.stat(path.join(storageDir, idOf(url)))).size, MiB);
-    const trickle = request.writePaced(data.subarray(MiB), 64 * KiB, 100);
-
-    first.kill('SIGTERM');
-    const response = await withTimeout(request.response, (SHUTDOWN_TIMEOUT_S + 5) * 1000, 'the PATCH in flight to be answered');
-    await trickle;
-    request.destroy();
-    const exit = await withTimeout(first.exited, (SHUTDOWN_TIMEOUT_S + 5) * 1000, 'the server to exit after SIGTERM');
-    expect(exit).toEqual({ code: 0, signal: null });
-
-    // The cut PATCH succeeded with the bytes that had arrived.
-    expect(response.status).toBe(204);
-    const answeredOffset = Number(response.headers['upload-offset']);
-    expect(answeredOffset).toBeGreaterThanOrEqual(MiB);
-    expect(answeredOffset).toBeLessThanOrEqual(request.bytesWritten);
-    expect(answeredOffset).toBeLessThan(file.size);
-    expect(first.logs().some((line) => line.msg === 'shutting down')).toBe(true);
-
-    // Restart on the same storage: the bytes are there and the upload resumes.
-    const second = await testScope.server({ storageDir, env: { SHUTDOWN_TIMEOUT: `${SHUTDOWN_TIMEOUT_S}s` } });
-    const resumedUrl = new URL(new URL(url).pathname, second.url).toString();
-    const state = await head(resumedUrl);
-    expect(state.status).toBe(200);
-    expect(state.offset).toBe(answeredOffset);
-
-    const chunks: { size: number; accepted: number }[] = [];
-    const resumed = startClientUpload(fs.createReadStream(file.path), {
-      uploadUrl: resumedUrl,
-      chunkSize: MiB,
-      onChunkComplete: (size, accepted) => chunks.push({ size, accepted }),
-    });
-    expect(await resumed.done).toBe(resumedUrl);
-    expect((chunks[0]?.accepted ?? 0) - (chunks[0]?.size ?? 0)).toBe(answeredOffset);
-    const got = await download(resumedUrl);
-    expect(got.status).toBe(200);
-    expect(got.sha256).toBe(file.sha256);
-  });
 
   it('answers 503 to a request that arrives while it drains, finishes the download in flight, then exits 0', async () => {
     // A long SHUTDOWN_TIMEOUT: the server keeps draining until our download completes.
@@ -205,12 +149,76 @@ describe('graceful shutdown', () => {
     }
     expect(exits).toEqual(Array.from({ length: 5 }, () => ({ code: 0, signal: null })));
   });
+});
+
+/** SIGTERM or a restart never loses what was stored: bytes in flight are kept, finished uploads stay. On every storage kind. */
+describe.each(STORE_KINDS)('[%s] graceful shutdown keeps the uploads', (kind) => {
+  const fileScope = new Scope();
+  const testScope = new Scope();
+  let file: TestFile;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = await fileScope.tempDir();
+    file = await makeFile(dir, 'source-4mib.bin', 4 * MiB, 'shutdown-4');
+  });
+  afterEach(() => testScope.dispose());
+  afterAll(() => fileScope.dispose());
+
+  it('answers the PATCH in flight with what arrived, exits 0, and the upload resumes after a restart', async () => {
+    const store = await createTestStore(kind, testScope);
+    const first = await testScope.server(store.startOptions({ SHUTDOWN_TIMEOUT: `${SHUTDOWN_TIMEOUT_S}s` }));
+    const url = await createUpload(first.endpoint, { length: file.size, metadata: { filename: 'shutdown.bin' } });
+    const data = await fsp.readFile(file.path);
+
+    // A slow PATCH: 1 MiB at once, then 64 KiB every 100 ms (it would take ~5 s to finish).
+    const request = rawPatch(url, 0, { 'Content-Length': file.size });
+    expect(await request.write(data.subarray(0, MiB))).toBe(true);
+    // On S3 the bytes wait in a part buffer under STORAGE_DIR: SIGTERM must send them before the process exits.
+    await waitForStoredBytes(() => store.bytesArrived(idOf(url)), MiB);
+    const trickle = request.writePaced(data.subarray(MiB), 64 * KiB, 100);
+
+    first.kill('SIGTERM');
+    const response = await withTimeout(request.response, (SHUTDOWN_TIMEOUT_S + 5) * 1000, 'the PATCH in flight to be answered');
+    await trickle;
+    request.destroy();
+    const exit = await withTimeout(first.exited, (SHUTDOWN_TIMEOUT_S + 5) * 1000, 'the server to exit after SIGTERM');
+    expect(exit).toEqual({ code: 0, signal: null });
+
+    // The cut PATCH succeeded with the bytes that had arrived.
+    expect(response.status).toBe(204);
+    const answeredOffset = Number(response.headers['upload-offset']);
+    expect(answeredOffset).toBeGreaterThanOrEqual(MiB);
+    expect(answeredOffset).toBeLessThanOrEqual(request.bytesWritten);
+    expect(answeredOffset).toBeLessThan(file.size);
+    expect(first.logs().some((line) => line.msg === 'shutting down')).toBe(true);
+
+    // Restart on the same storage: the bytes are there and the upload resumes.
+    const second = await testScope.server(store.startOptions({ SHUTDOWN_TIMEOUT: `${SHUTDOWN_TIMEOUT_S}s` }));
+    const resumedUrl = new URL(new URL(url).pathname, second.url).toString();
+    const state = await head(resumedUrl);
+    expect(state.status).toBe(200);
+    expect(state.offset).toBe(answeredOffset);
+    expect(await store.storedBytes(idOf(url))).toBe(answeredOffset);
+
+    const chunks: { size: number; accepted: number }[] = [];
+    const resumed = startClientUpload(fs.createReadStream(file.path), {
+      uploadUrl: resumedUrl,
+      chunkSize: MiB,
+      onChunkComplete: (size, accepted) => chunks.push({ size, accepted }),
+    });
+    expect(await resumed.done).toBe(resumedUrl);
+    expect((chunks[0]?.accepted ?? 0) - (chunks[0]?.size ?? 0)).toBe(answeredOffset);
+    const got = await download(resumedUrl);
+    expect(got.status).toBe(200);
+    expect(got.sha256).toBe(file.sha256);
+  });
 
   it('lets a retrying tus-js-client ride through a restart on the same address (a rolling deploy)', async () => {
     const big = await makeFile(dir, 'source-16mib.bin', 16 * MiB, 'shutdown-rolling');
-    const storageDir = await testScope.tempDir('tus-e2e-rolling-storage-');
+    const store = await createTestStore(kind, testScope);
     const env = { PORT: String(await findFreePort()), SHUTDOWN_TIMEOUT: `${SHUTDOWN_TIMEOUT_S}s` };
-    const first = await testScope.server({ storageDir, env });
+    const first = await testScope.server(store.startOptions(env));
 
     let restarted: Promise<ServerProcess> | undefined;
     const run = startClientUpload(
@@ -227,7 +235,7 @@ describe('graceful shutdown', () => {
           restarted = (async () => {
             first.kill('SIGTERM');
             await withTimeout(first.exited, (SHUTDOWN_TIMEOUT_S + 5) * 1000, 'the first server to exit');
-            return testScope.server({ storageDir, env });
+            return testScope.server(store.startOptions(env));
           })();
           restarted.catch(() => undefined);
         },
@@ -252,13 +260,13 @@ describe('graceful shutdown', () => {
   });
 
   it('keeps a finished upload readable after a restart', async () => {
-    const storageDir = await testScope.tempDir('tus-e2e-shutdown-storage-');
-    const first = await testScope.server({ storageDir });
+    const store = await createTestStore(kind, testScope);
+    const first = await testScope.server(store.startOptions());
     const run = startClientUpload(fs.createReadStream(file.path), { endpoint: first.endpoint, chunkSize: MiB });
     const url = await run.done;
     expect(await first.stop()).toEqual({ code: 0, signal: null });
 
-    const second = await testScope.server({ storageDir });
+    const second = await testScope.server(store.startOptions());
     const again = new URL(new URL(url).pathname, second.url).toString();
     expect((await head(again)).offset).toBe(file.size);
     expect((await download(again)).sha256).toBe(file.sha256);

@@ -5,16 +5,20 @@ import { parse as parseDisposition } from 'content-disposition';
 import type { HttpRequest } from 'tus-js-client';
 import { ByteSource, KiB, makeFile, MiB, readRange, sha256, type TestFile } from './support/files.js';
 import { Scope, type ServerProcess } from './support/server-process.js';
-import { download, fetchWithin, head, startClientUpload, TUS } from './support/tus.js';
+import { uploadIdOf } from './support/status.js';
+import { createTestStore, STORE_KINDS, type TestStore } from './support/stores.js';
+import { createUpload, download, fetchWithin, head, patch, startClientUpload, TUS } from './support/tus.js';
 
-/** Full uploads through the real tus-js-client, and the bytes read back with GET. */
-describe('uploading with tus-js-client and downloading', () => {
+/** Full uploads through the real tus-js-client, and the bytes read back with GET, on every storage kind. */
+describe.each(STORE_KINDS)('[%s] uploading with tus-js-client and downloading', (kind) => {
   const scope = new Scope();
+  let store: TestStore;
   let server: ServerProcess;
   let file: TestFile;
 
   beforeAll(async () => {
-    server = await scope.server();
+    store = await createTestStore(kind, scope);
+    server = await scope.server(store.startOptions());
     const dir = await scope.tempDir();
     file = await makeFile(dir, 'source-64mib.bin', 64 * MiB, 'upload-64');
   });
@@ -36,6 +40,11 @@ describe('uploading with tus-js-client and downloading', () => {
     expect(state.status).toBe(200);
     expect(state.offset).toBe(file.size);
     expect(state.length).toBe(file.size);
+
+    // Stored as one object and its record: no part or multipart upload left open on S3.
+    const id = uploadIdOf(url);
+    expect(await store.objectsOf(id)).toEqual(store.finishedObjects(id));
+    expect(await store.storedBytes(id)).toBe(file.size);
 
     const got = await download(url);
     expect(got.status).toBe(200);
@@ -182,6 +191,7 @@ describe('uploading with tus-js-client and downloading', () => {
     await aborted;
     const url = run.upload.url ?? '';
     expect(url).not.toBe('');
+    expect(await store.objectsOf(uploadIdOf(url))).toEqual([]);
 
     const state = await head(url);
     expect(state.status).toBe(404);
@@ -191,6 +201,24 @@ describe('uploading with tus-js-client and downloading', () => {
     const again = await fetchWithin(url, { method: 'DELETE', headers: TUS });
     await again.arrayBuffer();
     expect(again.status).toBe(404);
+  });
+
+  it('DELETE removes everything stored for an unfinished upload (on S3: the multipart upload, <id>.info and <id>.part)', async () => {
+    const url = await createUpload(server.endpoint, { length: 4 * MiB, metadata: { filename: 'doomed.bin' } });
+    const id = uploadIdOf(url);
+    const data = new ByteSource('doomed').bytes(0, MiB);
+    expect((await patch(url, 0, data)).status).toBe(204);
+    // 1 MiB is less than a part: on S3 it waits in <id>.part beside the open multipart upload.
+    const before = await store.objectsOf(id);
+    if (kind === 's3') expect(before).toEqual([`${id}.info`, `${id}.part`, `multipart:${id}`]);
+    else expect(before).toEqual([id, `${id}.json`]);
+    expect((await store.readStored(id)).equals(data)).toBe(true);
+
+    const deleted = await fetchWithin(url, { method: 'DELETE', headers: TUS });
+    await deleted.arrayBuffer();
+    expect(deleted.status).toBe(204);
+    expect(await store.objectsOf(id)).toEqual([]);
+    expect((await head(url)).status).toBe(404);
   });
 
   it('uploads an empty file: finished at creation, GET answers 200 with no bytes', async () => {
