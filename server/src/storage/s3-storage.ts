@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   HeadBucketCommand,
@@ -11,7 +11,7 @@ import {
   type Part,
 } from '@aws-sdk/client-s3';
 import { S3Store } from '@tus/s3-store';
-import { ERRORS, StreamSplitter, TUS_RESUMABLE, type KvStore, type Upload } from '@tus/utils';
+import { ERRORS, StreamSplitter, TUS_RESUMABLE, Upload, type KvStore } from '@tus/utils';
 import type { S3StorageConfig } from '../config.js';
 import { toHttpError } from './storage-errors.js';
 import type { ByteRange, UploadStorage } from './types.js';
@@ -50,6 +50,30 @@ export function isS3NotFound(error: unknown): boolean {
 const isComplete = (upload: Upload) => upload.size !== undefined && upload.offset === upload.size;
 
 type MetadataValue = Awaited<ReturnType<S3Store['getMetadata']>>;
+
+/** User metadata of `<id>.part`: the number of the part its bytes will begin. */
+const NEXT_PART_METADATA = 'tus-next-part';
+
+type TrailingPart = Readonly<{ size: number; nextPart: number | undefined }>;
+
+/** `<id>.part`'s bytes are already inside an uploaded part (a crash kept it after that upload). */
+const isConsumed = (trailing: TrailingPart, parts: readonly Part[]) =>
+  trailing.nextPart !== undefined && parts.some((part) => (part.PartNumber ?? 0) >= (trailing.nextPart ?? Infinity));
+
+const ignoreNotFound = (error: unknown) => {
+  if (!isS3NotFound(error)) throw error;
+};
+
+/** One stream of `first` then `second`; destroying it destroys whichever is being read. */
+function concat(first: Readable, second: Readable): Readable {
+  return Readable.from(
+    (async function* () {
+      yield* first;
+      yield* second;
+    })(),
+    { objectMode: false },
+  );
+}
 
 export type S3StorageOptions = Readonly<{
   config: S3StorageConfig;
@@ -169,15 +193,81 @@ export class PrefixedS3Store extends S3Store {
     return upload;
   }
 
+  /**
+   * The offset is what S3 holds: the parts of the multipart upload, plus `<id>.part` unless
+   * its bytes already went into a part (see `write`). Upstream trusts `<id>.part` blindly.
+   */
   override async getUpload(id: string): Promise<Upload> {
     const metadata = await this.metadataOf(id);
     if (!metadata) {
       if (await this.hasTombstone(id)) throw ERRORS.FILE_NO_LONGER_EXISTS;
       throw ERRORS.FILE_NOT_FOUND;
     }
-    const upload = await super.getUpload(id);
+    const { file } = metadata;
+    let parts: Part[];
+    try {
+      parts = await this.retrieveParts(id);
+    } catch (error) {
+      // A completed (or aborted) multipart upload has no parts to list: with the info
+      // object present, the upload is finished. AWS answers NoSuchUpload, Ceph NoSuchKey.
+      if (!isS3NotFound(error)) throw error;
+      const finished = new Upload({ ...file, offset: file.size ?? 0, size: file.size, storage: file.storage });
+      // A finished upload never expires: no creation date, so no Upload-Expires.
+      finished.creation_date = undefined;
+      return finished;
+    }
+    const trailing = await this.trailingPart(id);
+    const carried = trailing && !isConsumed(trailing, parts) ? trailing.size : 0;
+    const offset = parts.reduce((sum, part) => sum + (part.Size ?? 0), 0) + carried;
+    const upload = new Upload({ ...file, offset, size: file.size, storage: file.storage });
     if (isComplete(upload)) upload.creation_date = undefined;
     return upload;
+  }
+
+  /** `<id>.part` as it stands: its size, and the number of the part its bytes will begin (when we wrote it). */
+  private async trailingPart(id: string): Promise<TrailingPart | undefined> {
+    try {
+      const head = await this.client.headObject({ Bucket: this.bucket, Key: this.partKey(id, true) });
+      const nextPart = Number(head.Metadata?.[NEXT_PART_METADATA]);
+      return { size: head.ContentLength ?? 0, nextPart: Number.isInteger(nextPart) && nextPart > 0 ? nextPart : undefined };
+    } catch (error) {
+      if (isS3NotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * Upstream deletes `<id>.part` when the next PATCH *starts* and only re-sends its bytes
+   * when that PATCH fills a part: a crash in between loses bytes the server had already
+   * acknowledged (the offset goes back). Here `<id>.part` stays until its bytes are safely
+   * inside a part (or replaced, in place, by a longer `<id>.part`). A crash after that part
+   * went up but before `<id>.part` was deleted leaves a stale `<id>.part`: it names the part
+   * its bytes begin, so it is recognised (`isConsumed`) and not counted twice.
+   */
+  override async write(src: Readable, id: string, offset: number): Promise<number> {
+    const metadata = await this.getMetadata(id);
+    const parts = await this.retrieveParts(id);
+    const nextPart = (parts.at(-1)?.PartNumber ?? 0) + 1;
+    const trailing = await this.trailingPart(id);
+    let carried: Awaited<ReturnType<S3Store['downloadIncompletePart']>>;
+    if (trailing && isConsumed(trailing, parts)) await this.deleteIncompletePart(id).catch(ignoreNotFound);
+    else if (trailing) carried = await this.downloadIncompletePart(id);
+    const carriedBytes = carried?.size ?? 0;
+    try {
+      const body = carried ? concat(carried.createReader({ cleanUpOnEnd: true }), src) : src;
+      const sent = await this.sendParts(metadata, body, nextPart, offset - carriedBytes);
+      // The carried bytes are in part `nextPart` now, unless they went back into `<id>.part`.
+      if (carried && !sent.leftTrailingPart) await this.deleteIncompletePart(id).catch(ignoreNotFound);
+      const newOffset = offset + sent.bytes - carriedBytes;
+      if (metadata.file.size === newOffset) {
+        await this.finishMultipartUpload(metadata, await this.retrieveParts(id));
+        await this.completeMetadata(metadata.file);
+        await this.clearCache(id);
+      }
+      return newOffset;
+    } finally {
+      if (carried) await fsp.rm(carried.path, { force: true }).catch(() => undefined);
+    }
   }
 
   override async read(id: string): Promise<Readable> {
@@ -213,13 +303,17 @@ export class PrefixedS3Store extends S3Store {
     return data.ETag;
   }
 
-  /** As upstream, with a Content-Length: without one the SDK streams chunked, which AWS S3 rejects for PutObject. */
-  protected override async uploadIncompletePart(id: string, readStream: fs.ReadStream | Readable): Promise<string> {
+  /**
+   * As upstream, with a Content-Length (without one the SDK streams chunked, which AWS S3
+   * rejects for PutObject) and the number of the part these bytes will begin (see `write`).
+   */
+  protected override async uploadIncompletePart(id: string, readStream: fs.ReadStream | Readable, nextPart?: number): Promise<string> {
     const data = await this.client.putObject({
       Bucket: this.bucket,
       Key: this.partKey(id, true),
       Body: readStream,
       ContentLength: await lengthOf(readStream),
+      ...(nextPart !== undefined ? { Metadata: { [NEXT_PART_METADATA]: String(nextPart) } } : {}),
     });
     return data.ETag ?? '';
   }
@@ -303,7 +397,18 @@ export class PrefixedS3Store extends S3Store {
 
   /** Upstream's uploadParts, buffering parts in `tempDirectory` instead of os.tmpdir(). */
   protected override async uploadParts(metadata: MetadataValue, readStream: Readable, currentPartNumber: number, offset: number): Promise<number> {
+    return (await this.sendParts(metadata, readStream, currentPartNumber, offset)).bytes;
+  }
+
+  /** Upstream's uploadParts, saying also whether it left a trailing `<id>.part`. */
+  private async sendParts(
+    metadata: MetadataValue,
+    readStream: Readable,
+    currentPartNumber: number,
+    offset: number,
+  ): Promise<{ bytes: number; leftTrailingPart: boolean }> {
     const size = metadata.file.size;
+    let leftTrailingPart = false;
     const promises: Promise<void>[] = [];
     /** Finished parts of this request not yet on S3 (their files are still on disk). */
     const unsent = new Set<Promise<void>>();
@@ -330,8 +435,12 @@ export class PrefixedS3Store extends S3Store {
           const permit = await this.partUploadSemaphore.acquire();
           try {
             const readable = fs.createReadStream(chunkPath);
-            if (partSize >= this.minPartSize || isFinalPart) await this.uploadPart(metadata, readable, thisPart);
-            else await this.uploadIncompletePart(metadata.file.id, readable);
+            if (partSize >= this.minPartSize || isFinalPart) {
+              await this.uploadPart(metadata, readable, thisPart);
+            } else {
+              await this.uploadIncompletePart(metadata.file.id, readable, thisPart);
+              leftTrailingPart = true;
+            }
             bytesUploaded += partSize;
           } catch (error) {
             splitterStream.destroy(error as Error);
@@ -360,7 +469,7 @@ export class PrefixedS3Store extends S3Store {
       await Promise.allSettled(promises);
       await Promise.all(promises);
     }
-    return bytesUploaded;
+    return { bytes: bytesUploaded, leftTrailingPart };
   }
 }
 
