@@ -3,9 +3,10 @@
  * the Dockerfile itself: each stage gets a clean temporary root, the COPY instructions copy
  * what the build context (filtered by Dockerfile.dockerignore) would give them, the `npm ci`
  * RUN step runs as written, and the final stage's CMD starts with its ENV. Then the
- * HEALTHCHECK command must pass, a small tus upload must round-trip, and SIGTERM must end
- * the server with exit code 0. A dependency the server needs but only devDependencies list
- * fails here, as it would in the image: the clean folder never had devDependencies.
+ * HEALTHCHECK command must pass, a small tus upload must round-trip, the browser demo at /
+ * and the files it loads must answer 200, and SIGTERM must end the server with exit code 0.
+ * A dependency the server needs but only devDependencies list fails here, as it would in the
+ * image: the clean folder never had devDependencies.
  *
  *   node --import tsx docker/run-without-docker.ts     (e2e/docker-steps.test.ts runs it in npm test)
  *
@@ -297,6 +298,22 @@ async function tusRoundTrip(baseUrl: string, tusPath: string): Promise<void> {
   if (download.status !== 200 || text !== body) throw new StepError(`GET: expected 200 "${body}", got ${download.status} "${text.slice(0, 80)}"`);
 }
 
+/** The browser demo: the page at `/` and the scripts it loads, its tus-js-client bundle included. */
+async function demoPage(baseUrl: string): Promise<void> {
+  const page = await request(`${baseUrl}/`);
+  const html = await page.text();
+  if (page.status !== 200 || !page.headers.get('content-type')?.startsWith('text/html')) {
+    throw new StepError(`GET /: expected 200 text/html, got ${page.status} ${page.headers.get('content-type')}`);
+  }
+  const assets = [...html.matchAll(/(?:src|href)="(demo\/[^"]+)"/g)].map((match) => match[1] ?? '');
+  if (!assets.includes('demo/tus.min.js') || !assets.includes('demo/app.js')) throw new StepError(`GET /: the page loads ${assets.join(', ') || 'nothing'}, expected demo/tus.min.js and demo/app.js`);
+  for (const asset of assets) {
+    const response = await request(new URL(asset, `${baseUrl}/`).href);
+    await response.arrayBuffer();
+    if (response.status !== 200) throw new StepError(`GET /${asset}: expected 200, got ${response.status}`);
+  }
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   const stages = parseDockerfile(fs.readFileSync(DOCKERFILE, 'utf8'));
@@ -367,6 +384,10 @@ async function main(): Promise<void> {
     throw error instanceof StepError ? fail(error.message) : error;
   });
   log('check tus upload: POST 201, PATCH 204, HEAD 200, GET "hello world"');
+  await demoPage(url).catch((error: unknown) => {
+    throw error instanceof StepError ? fail(error.message) : error;
+  });
+  log('check demo page: GET / 200 and the scripts and styles it loads 200');
 
   if (server.pid === undefined) throw fail('the server has no PID');
   const stopAt = Date.now();

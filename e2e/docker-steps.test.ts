@@ -23,7 +23,7 @@ describe('docker/Dockerfile steps, run without Docker', () => {
     if (script?.pid !== undefined && script.exitCode === null && script.signalCode === null) process.kill(script.pid, 'SIGKILL');
   });
 
-  it('installs production dependencies into a clean folder, starts, passes its HEALTHCHECK, takes an upload and exits 0 on SIGTERM', async () => {
+  it('installs production dependencies into a clean folder, starts, passes its HEALTHCHECK, takes an upload, serves the demo page and exits 0 on SIGTERM', async () => {
     const started = Date.now();
     const outcome = await new Promise<Outcome>((resolve) => {
       const child = spawn(process.execPath, ['--import', 'tsx', 'docker/run-without-docker.ts'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -50,6 +50,7 @@ describe('docker/Dockerfile steps, run without Docker', () => {
       /check node_modules holds no devDependency/,
       /check HEALTHCHECK command passed/,
       /check tus upload: POST 201, PATCH 204, HEAD 200, GET "hello world"/,
+      /check demo page: GET \/ 200 and the scripts and styles it loads 200/,
       /check SIGTERM: exit code 0/,
     ]) {
       expect(outcome.output, outcome.output).toMatch(step);

@@ -14,6 +14,7 @@ import type { Logger } from './logger.js';
 import { createProcessingState, defaultProcessors, type ProcessingState } from './processing/index.js';
 import { createProcessing, type Processing } from './processing/processing-service.js';
 import type { Processor } from './processing/processors/types.js';
+import { demoPageRoutes } from './routes/demo-page.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { statusRoutes } from './routes/status.js';
 import type { UploadStorage } from './storage/index.js';
@@ -100,6 +101,8 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
   app.route('/', healthRoutes({ storage, services: deps.services, lifecycle, logger }));
   app.use(rejectWhileDraining(lifecycle));
   app.route('/', statusRoutes({ storage, statuses: state.statuses, tusPath: config.tus.path, cors: config.cors, isValidId: isValidUploadId, authenticate }));
+  // Exact GET routes (`/`, `/demo/<asset>`): ahead of the tus routes so TUS_PATH=/demo cannot hide the page.
+  app.route('/', demoPageRoutes({ tusPath: config.tus.path }));
   app.route('/', tusRoutes({ config, tus, storage, lifecycle, hooks, processing, logger, authenticate }));
 
   app.notFound(() => errorResponse(new HttpError('ERR_NOT_FOUND', 'no such resource')));

@@ -182,7 +182,6 @@ describe('upload ids in the URL', () => {
     ['path traversal', '../../etc/passwd'],
     ['encoded traversal', '%2e%2e%2f'],
     ['encoded traversal to a file', '%2e%2e%2fetc%2fpasswd'],
-    ['encoded dots', '%2e%2e'],
     ['a record name', 'abc.json'],
     ['a 10 KB id', 'a'.repeat(10_000)],
     ['an encoded NUL byte', 'abc%00def'],
@@ -205,6 +204,13 @@ describe('upload ids in the URL', () => {
       expect4xx(res, [404]);
       expectTusdBody(res);
     }
+  });
+
+  it('encoded dots (/files/%2e%2e) are the path / by URL rules: the demo page, never an upload', async () => {
+    const page = await send('GET', '/files/%2e%2e');
+    expect(page.status).toBe(200);
+    expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+    for (const method of ['PATCH', 'DELETE']) expect4xx(await send(method, '/files/%2e%2e', TUS), [404]);
   });
 
   it.each([

@@ -17,6 +17,7 @@ import {
   volumesOf,
 } from '../../docker/dockerfile.js';
 import { CONFIG_VARIABLES, parseConfig, type Config, type Env } from './config.js';
+import { DEMO_FILES, DEMO_PACKAGES } from './routes/demo-page.js';
 import { parseDuration } from './units/duration.js';
 
 /**
@@ -166,6 +167,23 @@ describe('docker/Dockerfile', () => {
     for (const name of [...packages, ...loaders]) {
       expect(Object.keys(pkg.dependencies), `${name} is needed at runtime: list it under dependencies`).toContain(name);
     }
+  });
+
+  it('copies the browser demo to where the server reads it, and the packages it serves are dependencies', () => {
+    // demo-page.ts finds the page relative to itself: the image keeps the repository's layout.
+    const sameLayout = copiesOf(runtime)
+      .filter((copy) => copy.from === undefined)
+      .flatMap((copy) => copy.sources.map((source) => [source.replace(/^\.\/|\/$/g, ''), copy.dest.replace(/^\.\/|\/$/g, '')] as const))
+      .filter(([source, dest]) => source === dest)
+      .map(([source]) => source);
+    expect(DEMO_FILES.length).toBeGreaterThan(0);
+    for (const file of DEMO_FILES) {
+      expect(fs.existsSync(repo(file)), file).toBe(true);
+      expect(sameLayout.some((source) => file === source || file.startsWith(`${source}/`)), `${file} is copied into the image at the same path`).toBe(true);
+      expect(ignored(file), `${file} is served by the demo but Dockerfile.dockerignore leaves it out`).toBe(false);
+    }
+    expect(DEMO_PACKAGES).toEqual(['tus-js-client']);
+    for (const name of DEMO_PACKAGES) expect(Object.keys(pkg.dependencies), `${name} is served to browsers: list it under dependencies`).toContain(name);
   });
 
   it('runs as the non-root node user, with uploads in the /data volume', () => {
