@@ -125,8 +125,9 @@ describe('the browser demo through interruptions', () => {
     expect(logs.filter((line) => line.method === 'POST')).toHaveLength(1);
     const patches = logs.filter((line) => line.method === 'PATCH' && line.uploadId === id);
     const received = patches.reduce((sum, line) => sum + Number(line.bytesIn ?? 0), 0);
-    ctx.annotate(`server received ${received} bytes in ${patches.length} PATCH requests for a ${file.size}-byte file (${(received / file.size).toFixed(3)}x)`);
-    process.stdout.write(`[reload test] server received ${received} bytes in ${patches.length} PATCH requests for a ${file.size}-byte file (${(received / file.size).toFixed(3)}x)\n`);
+    const report = `server received ${received} bytes (${patches.map((line) => Number(line.bytesIn ?? 0)).join(' + ')}) in ${patches.length} PATCH requests for a ${file.size}-byte file (${(received / file.size).toFixed(3)}x)`;
+    ctx.annotate(report);
+    process.stdout.write(`[reload test] ${report}\n`);
     expect(patches.length).toBeGreaterThanOrEqual(2);
     expect(received).toBeLessThan(1.2 * file.size);
     expect(record.errors).toEqual([]);
