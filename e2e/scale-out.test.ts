@@ -6,6 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { ByteSource, MiB, sha256 } from './support/files.js';
+import { s3ServerEnv } from './services/s3-env.js';
 import { startRoundRobinProxy } from './support/round-robin-proxy.js';
 import { pollUntil, Scope, type ServerProcess } from './support/server-process.js';
 import { uploadIdOf } from './support/status.js';
@@ -22,20 +23,13 @@ const redisUrl = inject('redisUrl');
 /** The environment every instance of one deployment shares: same bucket prefix, same Redis prefix. */
 function deployment(extra: Record<string, string> = {}): Record<string, string> {
   const tag = randomBytes(5).toString('hex');
-  return {
-    STORAGE: 's3',
-    S3_BUCKET: s3.bucket,
-    S3_ENDPOINT: s3.endpoint,
-    S3_REGION: s3.region,
-    S3_ACCESS_KEY_ID: s3.accessKeyId,
-    S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    S3_FORCE_PATH_STYLE: String(s3.forcePathStyle),
+  return s3ServerEnv(s3, {
     S3_PREFIX: `scale-out-${tag}/`,
     REDIS_URL: redisUrl ?? '',
     REDIS_PREFIX: `e2e-${tag}:`,
     PROCESSING_RETRY_DELAY: '200ms',
     ...extra,
-  };
+  });
 }
 
 /** How many times an instance logged that it processed `id` (its processors ran to the end). */

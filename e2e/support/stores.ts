@@ -10,6 +10,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { inject } from 'vitest';
+import { s3ServerEnv } from '../services/s3-env.js';
 import { STORAGE_KINDS, type StorageKind } from '../../server/src/config.js';
 import type { ProvidedS3 } from '../services/s3-global-setup.js';
 import type { Scope, StartOptions } from './server-process.js';
@@ -110,16 +111,7 @@ function fileStore(storageDir: string): TestStore {
 }
 
 function s3Store(storageDir: string, bucket: S3Inspector, prefix: string): TestStore {
-  const env = {
-    STORAGE: 's3',
-    S3_BUCKET: bucket.config.bucket,
-    S3_ENDPOINT: bucket.config.endpoint,
-    S3_REGION: bucket.config.region,
-    S3_ACCESS_KEY_ID: bucket.config.accessKeyId,
-    S3_SECRET_ACCESS_KEY: bucket.config.secretAccessKey,
-    S3_FORCE_PATH_STYLE: String(bucket.config.forcePathStyle),
-    S3_PREFIX: prefix,
-  };
+  const env = s3ServerEnv(bucket.config, { S3_PREFIX: prefix });
   const listUnder = async (under: string) => {
     const keys = (await bucket.keys(under)).map((key) => key.slice(prefix.length));
     const uploads = (await bucket.multipartUploads(under)).map((upload) => `${MULTIPART}${upload.key.slice(prefix.length)}`);

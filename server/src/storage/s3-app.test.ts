@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Env } from '../config.js';
+import { s3ServerEnv } from '../../../e2e/services/s3-env.js';
 import { createTestApp, type TestApp } from '../testing/create-test-app.js';
 import { createUpload, encodeMetadata, headUpload, patchUpload, TUS, waitFor } from '../testing/http-test-helpers.js';
 
@@ -9,15 +10,7 @@ import { createUpload, encodeMetadata, headUpload, patchUpload, TUS, waitFor } f
 const s3 = inject('s3');
 
 const s3Env = (overrides: Env = {}): Env => ({
-  STORAGE: 's3',
-  S3_BUCKET: s3.bucket,
-  S3_ENDPOINT: s3.endpoint,
-  S3_REGION: s3.region,
-  S3_ACCESS_KEY_ID: s3.accessKeyId,
-  S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-  S3_FORCE_PATH_STYLE: String(s3.forcePathStyle),
-  S3_PART_SIZE: '5MiB',
-  S3_PREFIX: `app-${randomBytes(4).toString('hex')}/`,
+  ...s3ServerEnv(s3, { S3_PART_SIZE: '5MiB', S3_PREFIX: `app-${randomBytes(4).toString('hex')}/` }),
   ...overrides,
 });
 

@@ -4,6 +4,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { Env } from '../config.js';
+import { s3ServerEnv } from '../../../e2e/services/s3-env.js';
 import { startTestServer } from '../testing/create-test-app.js';
 import { OFFSET_STREAM, TUS, waitFor } from '../testing/http-test-helpers.js';
 import { PARTS_ON_DISK_PER_REQUEST } from './s3-storage.js';
@@ -13,15 +14,7 @@ const s3 = inject('s3');
 const MiB = 1024 * 1024;
 
 const s3Env = (overrides: Env = {}): Env => ({
-  STORAGE: 's3',
-  S3_BUCKET: s3.bucket,
-  S3_ENDPOINT: s3.endpoint,
-  S3_REGION: s3.region,
-  S3_ACCESS_KEY_ID: s3.accessKeyId,
-  S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-  S3_FORCE_PATH_STYLE: String(s3.forcePathStyle),
-  S3_PART_SIZE: '5MiB',
-  S3_PREFIX: `parts-${randomBytes(4).toString('hex')}/`,
+  ...s3ServerEnv(s3, { S3_PART_SIZE: '5MiB', S3_PREFIX: `parts-${randomBytes(4).toString('hex')}/` }),
   // Stalled requests must stay open for the whole test.
   IDLE_TIMEOUT: '5m',
   ...overrides,

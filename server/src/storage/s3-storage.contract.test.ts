@@ -9,23 +9,13 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { parseConfig, type Env } from '../config.js';
 import { createStorage } from './index.js';
 import { storageContract } from './storage.contract.js';
+import { s3ServerEnv } from '../../../e2e/services/s3-env.js';
 
 // The endpoint comes from e2e/services/s3-global-setup.ts (a local Ceph RADOS Gateway).
 const s3 = inject('s3');
 
 function s3Env(overrides: Env = {}): Env {
-  return {
-    STORAGE: 's3',
-    S3_BUCKET: s3.bucket,
-    S3_ENDPOINT: s3.endpoint,
-    S3_REGION: s3.region,
-    S3_ACCESS_KEY_ID: s3.accessKeyId,
-    S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    S3_FORCE_PATH_STYLE: String(s3.forcePathStyle),
-    S3_PART_SIZE: '5MiB',
-    UPLOAD_EXPIRY: '24h',
-    ...overrides,
-  };
+  return { ...s3ServerEnv(s3, { S3_PART_SIZE: '5MiB', UPLOAD_EXPIRY: '24h' }), ...overrides };
 }
 
 const client = new S3Client({

@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { Upload } from '@tus/utils';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { parseConfig, type S3StorageConfig } from '../config.js';
+import { s3ServerEnv } from '../../../e2e/services/s3-env.js';
 import { createS3Storage, type PrefixedS3Store } from './s3-storage.js';
 import type { UploadStorage } from './types.js';
 
@@ -34,18 +35,8 @@ describe('S3 trailing part (<id>.part)', () => {
   async function store(): Promise<{ storage: UploadStorage; datastore: PrefixedS3Store; config: S3StorageConfig }> {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tus-s3-trailing-'));
     dirs.push(dir);
-    const config = parseConfig({
-      STORAGE: 's3',
-      STORAGE_DIR: dir,
-      S3_BUCKET: s3.bucket,
-      S3_ENDPOINT: s3.endpoint,
-      S3_REGION: s3.region,
-      S3_ACCESS_KEY_ID: s3.accessKeyId,
-      S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-      S3_FORCE_PATH_STYLE: String(s3.forcePathStyle),
-      S3_PART_SIZE: '8MiB',
-      S3_PREFIX: `trailing-${randomBytes(4).toString('hex')}/`,
-    }).storage as S3StorageConfig;
+    const env = s3ServerEnv(s3, { STORAGE_DIR: dir, S3_PART_SIZE: '8MiB', S3_PREFIX: `trailing-${randomBytes(4).toString('hex')}/` });
+    const config = parseConfig(env).storage as S3StorageConfig;
     const storage = await createS3Storage({ config, uploadExpiryMs: 0 });
     return { storage, datastore: storage.datastore as PrefixedS3Store, config };
   }
