@@ -378,7 +378,8 @@ function pauseItem(item) {
   if (!ACTIVE.has(item.state)) return;
   // Not terminated: the server keeps what it has, and Resume carries on from there.
   void item.upload?.abort(false);
-  setState(item, 'paused', `Paused at ${item.el.percent.textContent}`, 'paused');
+  // The percentage beside the bar keeps moving until the request in flight is answered; the label should not disagree with it.
+  setState(item, 'paused', 'Paused: Resume carries on from where it stopped', 'paused');
   pump();
 }
 
