@@ -1,11 +1,21 @@
 /**
- * Single-stream upload throughput and memory: this server (A) against a plain
- * @tus/server + @tus/file-store on node:http (B, e2e/bench/plain-tus-server.ts),
- * interleaved A, B, A, B... in one run. `npm run bench -- --help` lists the options.
+ * Single-stream upload throughput and memory: this server (A) against a plain @tus/server on
+ * node:http (B, e2e/bench/plain-tus-server.ts), each with file storage and/or with S3 (the
+ * local Ceph RADOS Gateway of e2e/services/ceph-rgw.sh), interleaved in one run.
+ * `npm run bench -- --help` lists the options.
  *
- *   npm run bench                                   # 1 GiB, both cases, 3 rounds
+ *   npm run bench                                   # A-file vs B-file: 1 GiB, both cases, 3 rounds
  *   npm run bench -- --size 1GiB,256MiB --gc-trace --out /tmp/bench.json
  *   npm run bench -- --extra 'A+heap=server/src/main.ts --initial-old-space-size=64'
+ *   npm run bench -- --servers A-s3,A-file,B-s3 --total-timeout 3600 --out /tmp/s3-bench.json
+ *                                                   # S3 vs file, and A vs a plain @tus/s3-store, on Ceph
+ *
+ * Servers (--servers): A-file and A-s3 are this server (STORAGE=file / s3), B-file and B-s3 the
+ * plain @tus/server with @tus/file-store / @tus/s3-store (upstream defaults but the part size).
+ * Each is compared with the B of its storage kind. S3 servers get the same S3_PART_SIZE, a bench
+ * bucket of their own (emptied after every run, deleted at the end; A also gets a fresh
+ * S3_PREFIX per run), and buffer parts in STORAGE_DIR/.s3-parts, whose peak size is reported.
+ * Ceph is started when it is not running, and then stopped at the end.
  *
  * Cases, for every size:
  *   single   the whole upload in ONE PATCH (Content-Length = size)
@@ -14,7 +24,9 @@
  * Every measured run gets a fresh server process and a fresh, empty storage directory on the
  * same (real, not tmpfs) disk; the upload is deleted and the disk synced after the run.
  * Throughput is measured from the moment the first PATCH is issued to the arrival of the final
- * 204 (the POST that creates the upload is not counted), and the stored file's size is checked.
+ * 204 (the POST that creates the upload is not counted), and the stored size is checked (the
+ * file's, or the S3 object's ContentLength). The disk used by the storage directory (and by
+ * its part buffers) is sampled every 50 ms.
  * The server's RSS is read from /proc/<pid>/status: once at idle before the upload, every
  * 50 ms during it, and VmHWM (the lifetime peak of that fresh process) at the end. Server CPU
  * (whole process and main thread) comes from /proc/<pid>/stat.
@@ -23,7 +35,10 @@
  * seconds after the previous run freed its memory (the VM hands freed memory back to the host
  * after ~1-2 s, and page cache on such memory costs ~2 s/GiB to fault in again), waits for
  * other processes to leave the CPUs idle, and is re-run when other processes still used
- * more than 20 % of a CPU during it.
+ * more than 20 % of a CPU during it (when every attempt was, the least disturbed one is kept).
+ * During an S3 run the Ceph daemons' CPU is work, not noise: it is reported apart (before a run,
+ * Ceph must be idle like everything else). Interrupt and softirq time (the loopback traffic,
+ * three hops with S3, and disk completions) is counted apart too, never as noise.
  *
  * The client is a raw node:http client streaming one pre-generated 8 MiB random buffer
  * again and again with backpressure, so it costs the same for every server and never holds
@@ -31,6 +46,8 @@
  */
 import { startNodeFlags } from '../support/start-command.js';
 import { killChildren } from '../support/kill-children.js';
+import { openCephS3, type CephS3 } from './ceph-s3.js';
+import { DiskSampler, diskUsage } from './disk-sampler.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -52,9 +69,23 @@ const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..
 // Options
 
 type CaseKind = 'single' | 'chunked';
-type ServerSpec = Readonly<{ name: string; entry: string; nodeArgs: readonly string[] }>;
+type StorageKind = 'file' | 's3';
+type ServerSpec = Readonly<{
+  name: string;
+  entry: string;
+  nodeArgs: readonly string[];
+  storage: StorageKind;
+  /** Whether it puts its objects under S3_PREFIX (the plain @tus/s3-store has no prefix). */
+  s3Prefix: boolean;
+}>;
+/** Where S3 servers buffer parts, relative to STORAGE_DIR (plain-tus-server.ts uses it too). */
+const S3_PARTS_DIR = '.s3-parts';
 
 const USAGE = `usage: npm run bench -- [options]
+  --servers LIST       servers, interleaved in this order (default A-file,B-file); any of
+                       A-file, A-s3 (this server), B-file, B-s3 (plain @tus/server + @tus/file-store / @tus/s3-store).
+                       S3 comparison on Ceph: --servers A-s3,A-file,B-s3 --total-timeout 3600
+  --s3-part-size SIZE  S3_PART_SIZE of the S3 servers (default 8MiB)
   --size LIST          upload sizes, comma separated (default 1GiB); e.g. 1GiB,256MiB
   --rounds N           interleaved rounds (default 3)
   --chunk SIZE         PATCH size for the chunked case (default 8MiB)
@@ -64,11 +95,13 @@ const USAGE = `usage: npm run bench -- [options]
   --run-timeout SEC    limit for one measured run, server start to 204 (default 300)
   --settle SEC         minimum time between freeing the previous run's data and the next upload (default 5)
   --quiet-wait SEC     before each run, wait up to SEC for other processes to leave the CPUs idle (default 60)
-  --retries N          re-run a run disturbed by other processes' CPU use up to N times (default 2)
+  --retries N          re-run a run disturbed by other processes' CPU use up to N times, then keep the least
+                       disturbed attempt (default 2)
   --total-timeout SEC  limit for the whole benchmark (default 1500)
   --extra 'NAME=ENTRY [NODE_FLAG...]'
                        also measure another server started like A (same env), e.g. a patched copy of
-                       server/src or A with extra node flags; compared against B too (repeatable)
+                       server/src or A with extra node flags; a NAME ending in -s3 runs on S3 like A-s3;
+                       compared against the B of its storage (repeatable)
   --cpu-prof DIR       start every server with --cpu-prof, profiles in DIR/<server>-<case>-r<round>
   --gc-trace           start servers with --trace-gc and count their scavenges and mark-compacts per run
   --keep               keep the storage directories (default: deleted)
@@ -84,6 +117,8 @@ function parseSize(text: string): number {
   return bytes;
 }
 
+const formatMiB = (bytes: number) => `${Math.round(bytes / MiB)} MiB`;
+
 function formatSize(bytes: number): string {
   if (bytes % GiB === 0) return `${bytes / GiB}GiB`;
   if (bytes % MiB === 0) return `${bytes / MiB}MiB`;
@@ -98,6 +133,8 @@ function positiveInt(text: string, name: string): number {
 
 const { values: args } = parseArgs({
   options: {
+    servers: { type: 'string', default: 'A-file,B-file' },
+    's3-part-size': { type: 'string', default: '8MiB' },
     size: { type: 'string', default: '1GiB' },
     rounds: { type: 'string', default: '3' },
     chunk: { type: 'string', default: '8MiB' },
@@ -141,26 +178,57 @@ if (!Number.isInteger(retries) || retries < 0) throw new Error(`--retries expect
 /** A run is disturbed when other processes used more than this share of one CPU during it. */
 const NOISY_SHARE = 0.2;
 
+const s3PartSize = parseSize(args['s3-part-size']);
+const storageOf = (name: string): StorageKind => (name.endsWith('-s3') ? 's3' : 'file');
+const ourServer = (name: string, entry: string, nodeArgs: readonly string[]): ServerSpec => ({
+  name,
+  entry: path.resolve(REPO_ROOT, entry),
+  nodeArgs,
+  storage: storageOf(name),
+  s3Prefix: true,
+});
+const plainServer = (name: string): ServerSpec => ({
+  name,
+  entry: path.join(REPO_ROOT, 'e2e/bench/plain-tus-server.ts'),
+  nodeArgs: [],
+  storage: storageOf(name),
+  s3Prefix: false,
+});
+/** The servers --servers picks from. A runs with the flags of `npm start` (a V8 heap setting that avoids needless full GCs). */
+const CATALOGUE: readonly ServerSpec[] = [
+  ourServer('A-file', 'server/src/main.ts', startNodeFlags()),
+  ourServer('A-s3', 'server/src/main.ts', startNodeFlags()),
+  plainServer('B-file'),
+  plainServer('B-s3'),
+];
+/** The baseline a server is compared with: the plain server on the same storage. */
+const baselineOf = (storage: StorageKind) => `B-${storage}`;
+
 const servers: ServerSpec[] = [
-  // A runs with the flags of `npm start` (a V8 heap setting that avoids needless full GCs).
-  { name: 'A', entry: path.join(REPO_ROOT, 'server/src/main.ts'), nodeArgs: startNodeFlags() },
-  { name: 'B', entry: path.join(REPO_ROOT, 'e2e/bench/plain-tus-server.ts'), nodeArgs: [] },
+  ...args.servers.split(',').map((name) => {
+    const spec = CATALOGUE.find((s) => s.name === name.trim());
+    if (!spec) throw new Error(`--servers: unknown server "${name}" (${CATALOGUE.map((s) => s.name).join(', ')})`);
+    return spec;
+  }),
   ...args.extra.map((spec): ServerSpec => {
     const eq = spec.indexOf('=');
     const [entry, ...nodeArgs] = spec.slice(eq + 1).trim().split(/\s+/);
     if (eq <= 0 || !entry) throw new Error(`--extra expects 'NAME=ENTRY [NODE_FLAG...]', got "${spec}"`);
-    if (['A', 'B'].includes(spec.slice(0, eq))) throw new Error(`--extra: the names A and B are taken`);
-    return { name: spec.slice(0, eq), entry: path.resolve(REPO_ROOT, entry), nodeArgs };
+    if (CATALOGUE.some((s) => s.name === spec.slice(0, eq))) throw new Error(`--extra: the names ${CATALOGUE.map((s) => s.name).join(', ')} are taken`);
+    return ourServer(spec.slice(0, eq), entry, nodeArgs);
   }),
 ];
+if (new Set(servers.map((s) => s.name)).size !== servers.length) throw new Error('--servers: a server is named twice');
 for (const s of servers) if (!fs.existsSync(s.entry)) throw new Error(`server entry not found: ${s.entry}`);
 
 // ---------------------------------------------------------------------------------------------
-// Process bookkeeping: everything we spawn is killed by PID, whatever happens.
+// Process bookkeeping: everything we spawn is killed by PID, whatever happens; the S3 bucket
+// is deleted (and Ceph stopped, if we started it) on every way out but `process.exit` itself.
 
 const children = new Set<ChildProcess>();
 let storageRoot: string | undefined;
 let createdStorageRoot = false;
+let s3: CephS3 | undefined;
 
 function killAll(): void {
   killChildren(children);
@@ -170,27 +238,42 @@ function removeStorageRoot(): void {
   if (storageRoot && createdStorageRoot && !args.keep) fs.rmSync(storageRoot, { recursive: true, force: true });
 }
 
+let exiting = false;
+/** Kills the servers, deletes the bucket (bounded), then exits; a second call exits at once. */
+async function shutdown(code: number): Promise<never> {
+  if (exiting) process.exit(code);
+  exiting = true;
+  killAll();
+  if (s3) {
+    const bound = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timed out after 150 s')), 150_000).unref());
+    await Promise.race([s3.close(), bound]).catch((error: unknown) => {
+      process.stderr.write(`S3 cleanup failed (bucket ${s3!.bucket}${s3!.startedHere ? ', Ceph started by this bench' : ''}): ${(error as Error).message}\n`);
+    });
+  }
+  process.exit(code);
+}
+
 process.on('exit', () => {
   killAll();
   removeStorageRoot();
 });
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.once(signal, () => {
-    process.stderr.write(`\n${signal}: stopping servers\n`);
-    process.exit(130);
+  process.on(signal, () => {
+    process.stderr.write(`\n${signal}: stopping servers${s3 ? ' and cleaning up S3' : ''}\n`);
+    void shutdown(130);
   });
 }
 process.on('uncaughtException', (error) => {
   process.stderr.write(`bench failed: ${error.stack ?? String(error)}\n`);
-  process.exit(1);
+  void shutdown(1);
 });
 process.on('unhandledRejection', (reason) => {
   process.stderr.write(`bench failed: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}\n`);
-  process.exit(1);
+  void shutdown(1);
 });
 const totalTimer = setTimeout(() => {
   process.stderr.write(`total timeout of ${totalTimeoutMs / 1000} s reached\n`);
-  process.exit(1);
+  void shutdown(1);
 }, totalTimeoutMs);
 
 // ---------------------------------------------------------------------------------------------
@@ -217,16 +300,60 @@ const CLK_TCK = (() => {
 
 type CpuTimes = { user: number; sys: number; mainUser: number; mainSys: number };
 
-/** utime and stime (fields 14 and 15) of a /proc stat file, in seconds. */
-function readStatTimes(file: string): [number, number] {
+/** The command name and utime and stime (fields 2, 14 and 15) of a /proc stat file, times in seconds. */
+function readStat(file: string): { comm: string; user: number; sys: number } {
   try {
     const stat = fs.readFileSync(file, 'utf8');
     // Fields after the "(comm)", which may contain spaces.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return [Number(fields[11]) / CLK_TCK, Number(fields[12]) / CLK_TCK];
+    return { comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), user: Number(fields[11]) / CLK_TCK, sys: Number(fields[12]) / CLK_TCK };
   } catch {
-    return [NaN, NaN];
+    return { comm: '', user: NaN, sys: NaN };
   }
+}
+
+function readStatTimes(file: string): [number, number] {
+  const { user, sys } = readStat(file);
+  return [user, sys];
+}
+
+type CpuSnapshot = Map<number, { comm: string; sec: number }>;
+
+/** CPU seconds so far of every process on the machine, by PID, with its command name. */
+function cpuSnapshot(): CpuSnapshot {
+  const out: CpuSnapshot = new Map();
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const { comm, user, sys } = readStat(`/proc/${name}/stat`);
+    if (!Number.isNaN(user + sys)) out.set(Number(name), { comm, sec: user + sys });
+  }
+  return out;
+}
+
+/**
+ * Who else used the CPU between two snapshots, most first, without the PIDs in `exclude`:
+ * "node 1.20 s, vitest 0.31 s, ended processes and kernel 2.10 s". Processes that ended in
+ * between (a test suite's short-lived servers) are only seen in the remainder of `totalSec`.
+ */
+function otherCpuUsers(before: CpuSnapshot, after: CpuSnapshot, exclude: ReadonlySet<number>, totalSec: number, most = 4): string {
+  const byComm = new Map<string, number>();
+  for (const [pid, { comm, sec }] of after) {
+    if (exclude.has(pid)) continue;
+    const used = sec - (before.get(pid)?.sec ?? 0);
+    if (used > 0) byComm.set(comm, (byComm.get(comm) ?? 0) + used);
+  }
+  const seen = [...byComm.values()].reduce((a, b) => a + b, 0);
+  const top = [...byComm].sort((a, b) => b[1] - a[1]).slice(0, most);
+  if (totalSec - seen >= 0.01) top.push(['ended processes and kernel', totalSec - seen]);
+  return top.map(([comm, sec]) => `${comm} ${sec.toFixed(2)} s`).join(', ');
+}
+
+/** User + system CPU seconds of a set of processes (0 for one that is gone). */
+function cpuSeconds(pids: readonly number[]): number {
+  return pids.reduce((sum, pid) => {
+    const [user, sys] = readStatTimes(`/proc/${pid}/stat`);
+    return Number.isNaN(user + sys) ? sum : sum + user + sys;
+  }, 0);
 }
 
 /** CPU seconds of the whole process and of its main (JavaScript) thread. */
@@ -237,10 +364,14 @@ function readCpu(pid: number): CpuTimes {
 }
 
 /** Busy CPU seconds of the whole machine (all CPUs), from the first line of /proc/stat. */
-function readMachineBusySeconds(): number {
+function readMachineCpu(): { busy: number; irq: number } {
   const line = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
   const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number);
-  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / CLK_TCK;
+  return {
+    busy: ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / CLK_TCK,
+    /** Interrupt and softirq time: during a run mostly its own loopback packets and disk completions. */
+    irq: ((irq ?? 0) + (softirq ?? 0)) / CLK_TCK,
+  };
 }
 
 function ownCpuSeconds(): number {
@@ -255,12 +386,14 @@ function ownCpuSeconds(): number {
 async function waitForQuiet(pid: number, maxWaitMs: number): Promise<number> {
   const until = performance.now() + maxWaitMs;
   for (;;) {
-    const busy0 = readMachineBusySeconds();
+    const machine0 = readMachineCpu();
     const own0 = ownCpuSeconds();
     const srv0 = readCpu(pid);
     await sleep(1000);
     const srv1 = readCpu(pid);
-    const other = readMachineBusySeconds() - busy0 - (ownCpuSeconds() - own0) - (srv1.user + srv1.sys - srv0.user - srv0.sys);
+    const machine1 = readMachineCpu();
+    const busy = machine1.busy - machine0.busy - (machine1.irq - machine0.irq);
+    const other = busy - (ownCpuSeconds() - own0) - (srv1.user + srv1.sys - srv0.user - srv0.sys);
     if (other < NOISY_SHARE || performance.now() >= until) return Math.max(0, other);
   }
 }
@@ -317,14 +450,23 @@ function syncDisk(): void {
 type GcEvent = { ms: number; kind: 'scavenge' | 'mark-compact' };
 type RunningServer = { child: ChildProcess; pid: number; url: string; stderrTail: () => string; spawnedAt: number; gc: GcEvent[] };
 
-function startServer(spec: ServerSpec, storageDir: string, size: number, profileDir?: string): Promise<RunningServer> {
+/** STORAGE and S3_* for a server; S3_PREFIX is fresh for every run. */
+function storageEnv(spec: ServerSpec, s3Prefix: string): Record<string, string> {
+  if (spec.storage === 'file') return { STORAGE: 'file' };
+  return { ...s3!.env, STORAGE: 's3', S3_PART_SIZE: String(s3PartSize), S3_PREFIX: s3Prefix };
+}
+
+function startServer(spec: ServerSpec, storageDir: string, size: number, s3Prefix: string, profileDir?: string): Promise<RunningServer> {
   const nodeArgs = [
     ...spec.nodeArgs,
     ...(args['gc-trace'] ? ['--trace-gc'] : []),
     ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
   ];
+  // Storage settings come from the spec alone, never from the bench's own environment.
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== 'STORAGE' && !name.startsWith('S3_')));
   const env: NodeJS.ProcessEnv = {
-    ...process.env,
+    ...inherited,
+    ...storageEnv(spec, s3Prefix),
     HOST: '127.0.0.1',
     PORT: '0',
     STORAGE_DIR: storageDir,
@@ -511,6 +653,7 @@ async function upload(url: string, size: number, patchSize: number, signal: Abor
 type Run = {
   round: number;
   server: string;
+  storage: StorageKind;
   case: CaseKind;
   sizeBytes: number;
   patchBytes: number;
@@ -522,9 +665,19 @@ type Run = {
   vmHwmMiB: number;
   rssGrowthMiB: number;
   rssSamples: number;
+  /** Peak disk used by the server's storage directory during the upload (the upload itself, with file storage). */
+  peakStorageDirMiB: number;
+  /** Peak disk used by the S3 part buffers (STORAGE_DIR/.s3-parts); null with file storage. */
+  peakPartBuffersMiB: number | null;
+  /** CPU seconds of the Ceph daemons (mon, osd, rgw) during the upload; null with file storage. */
+  cephCpuSec: number | null;
+  /** Interrupt and softirq CPU seconds of the machine during the upload (loopback network, disk); not noise. */
+  irqCpuSec: number;
   /** CPU seconds used by other processes on the machine during the upload; a run is noisy above NOISY_SHARE. */
   otherCpuSec: number;
   noisy: boolean;
+  /** The other processes that used the most CPU during the upload, e.g. "node 1.20 s, ceph-osd 0.31 s". */
+  otherCpuUsers: string;
   /** GCs of the server during the upload, with --gc-trace. */
   gcScavenges: number | null;
   gcMarkCompacts: number | null;
@@ -554,8 +707,10 @@ async function measure(spec: ServerSpec, kind: CaseKind, size: number, round: nu
 
   const abort = new AbortController();
   const deadline = setTimeout(() => abort.abort(new Error(`run exceeded --run-timeout of ${runTimeoutMs / 1000} s`)), runTimeoutMs);
-  const server = await startServer(spec, storageDir, size, profileDir);
+  const s3Prefix = `${spec.name}-${kind}-${formatSize(size)}-r${round}-${randomBytes(3).toString('hex')}/`;
+  const server = await startServer(spec, storageDir, size, s3Prefix, profileDir);
   try {
+    const cephPids = spec.storage === 's3' ? await s3!.daemonPids() : [];
     // Let startup settle, and give every run the same memory state: on this kind of VM the
     // memory freed by the previous run is handed back to the host after ~1-2 s (free page
     // reporting), and page cache on such memory costs ~2 s/GiB of faults to touch again.
@@ -565,11 +720,14 @@ async function measure(spec: ServerSpec, kind: CaseKind, size: number, round: nu
     if (busyBefore >= NOISY_SHARE) process.stdout.write(`(machine still busy: ${(busyBefore * 100).toFixed(0)}% of a CPU) `);
     const idle = readStatus(server.pid);
     if (!idle) throw new Error(`server ${spec.name} vanished before the run`);
+    const cephBefore = cpuSeconds(cephPids);
     const cpuBefore = readCpu(server.pid);
     const clientCpuBefore = process.cpuUsage();
-    const machineBefore = readMachineBusySeconds();
+    const machineBefore = readMachineCpu();
+    const everyoneBefore = cpuSnapshot();
     const uploadStartMs = performance.now() - server.spawnedAt;
     const sampler = new RssSampler(server.pid);
+    const disk = new DiskSampler(storageDir, spec.storage === 's3' ? path.join(storageDir, S3_PARTS_DIR) : undefined);
     let result: UploadResult;
     try {
       const died = new Promise<never>((_, reject) =>
@@ -581,16 +739,24 @@ async function measure(spec: ServerSpec, kind: CaseKind, size: number, round: nu
       result = await Promise.race([upload(server.url, size, kind === 'single' ? size : chunkSize, abort.signal), died, aborted]);
     } finally {
       sampler.stop();
+      disk.stop();
     }
     const cpuAfter = readCpu(server.pid);
+    const cephCpu = cpuSeconds(cephPids) - cephBefore;
     const uploadEndMs = performance.now() - server.spawnedAt;
     const clientCpu = process.cpuUsage(clientCpuBefore);
-    const machineBusy = readMachineBusySeconds() - machineBefore;
+    const machineAfter = readMachineCpu();
+    const irqCpu = machineAfter.irq - machineBefore.irq;
+    const machineBusy = machineAfter.busy - machineBefore.busy - irqCpu;
+    const everyoneAfter = cpuSnapshot();
     const end = readStatus(server.pid);
 
-    // The bytes really are on disk, at the right length.
-    const stored = fs.statSync(path.join(storageDir, result.uploadId)).size;
-    if (stored !== size) throw new Error(`server ${spec.name} stored ${stored} bytes, expected ${size}`);
+    // The bytes really are stored, at the right length.
+    const stored =
+      spec.storage === 's3'
+        ? await s3!.objectSize(`${spec.s3Prefix ? s3Prefix : ''}${result.uploadId}`)
+        : fs.statSync(path.join(storageDir, result.uploadId)).size;
+    if (stored !== size) throw new Error(`server ${spec.name} stored ${stored ?? 'no'} bytes, expected ${size}`);
 
     const peak = Math.max(sampler.peak, end?.rssBytes ?? 0);
     // The GC lines arrive when the server exits; its isolate starts a little after the spawn,
@@ -599,10 +765,12 @@ async function measure(spec: ServerSpec, kind: CaseKind, size: number, round: nu
     const gcDuring = server.gc.filter((e) => e.ms >= uploadStartMs - 100 && e.ms <= uploadEndMs);
     const serverCpu = cpuAfter.user + cpuAfter.sys - cpuBefore.user - cpuBefore.sys;
     const clientCpuSec = (clientCpu.user + clientCpu.system) / 1e6;
-    const otherCpuSec = Math.max(0, machineBusy - serverCpu - clientCpuSec);
+    const otherCpuSec = Math.max(0, machineBusy - serverCpu - clientCpuSec - cephCpu);
+    const others = otherCpuUsers(everyoneBefore, everyoneAfter, new Set([process.pid, server.pid, ...cephPids]), otherCpuSec);
     return {
       round,
       server: spec.name,
+      storage: spec.storage,
       case: kind,
       sizeBytes: size,
       patchBytes: kind === 'single' ? size : chunkSize,
@@ -614,8 +782,13 @@ async function measure(spec: ServerSpec, kind: CaseKind, size: number, round: nu
       vmHwmMiB: toMiB(end?.hwmBytes ?? NaN),
       rssGrowthMiB: toMiB(peak - idle.rssBytes),
       rssSamples: sampler.samples,
+      peakStorageDirMiB: toMiB(disk.peakTotal),
+      peakPartBuffersMiB: spec.storage === 's3' ? toMiB(disk.peakTemp) : null,
+      cephCpuSec: spec.storage === 's3' ? round2(cephCpu) : null,
+      irqCpuSec: round2(irqCpu),
       otherCpuSec: round2(otherCpuSec),
       noisy: otherCpuSec > NOISY_SHARE * (result.elapsedMs / 1000),
+      otherCpuUsers: others,
       gcScavenges: args['gc-trace'] ? gcDuring.filter((e) => e.kind === 'scavenge').length : null,
       gcMarkCompacts: args['gc-trace'] ? gcDuring.filter((e) => e.kind === 'mark-compact').length : null,
       serverCpuSec: round2(serverCpu),
@@ -631,6 +804,10 @@ async function measure(spec: ServerSpec, kind: CaseKind, size: number, round: nu
     clearTimeout(deadline);
     await stopServer(server);
     if (!args.keep) fs.rmSync(storageDir, { recursive: true, force: true });
+    if (spec.storage === 's3') {
+      const emptied = await s3!.empty();
+      if (emptied.gcError) process.stdout.write(`(RGW garbage collection failed: ${emptied.gcError}) `);
+    }
     lastFreedAt = performance.now();
   }
 }
@@ -647,10 +824,13 @@ const round1 = (n: number) => Math.round(n * 10) / 10;
 
 type Summary = {
   server: string;
+  storage: StorageKind;
   case: CaseKind;
   sizeBytes: number;
   runs: number;
   mibPerSec: { median: number; min: number; max: number };
+  /** The B server of the same storage, when this is not it and it was measured. */
+  baseline: string | null;
   vsBaselinePct: number | null;
   idleRssMiB: number;
   peakRssMiB: number;
@@ -658,6 +838,13 @@ type Summary = {
   rssGrowthMiB: number;
   serverCpuSecPerGiB: number;
   serverMainThreadSecPerGiB: number;
+  /** Max over the rounds; see Run. */
+  peakStorageDirMiB: number;
+  peakPartBuffersMiB: number | null;
+  /** Median CPU of the Ceph daemons per GiB uploaded (S3 only). */
+  cephCpuSecPerGiB: number | null;
+  /** Median interrupt and softirq CPU of the machine per GiB uploaded. */
+  irqCpuSecPerGiB: number;
   /** Median mark-compacts per run during the upload (with --gc-trace). */
   gcMarkCompacts: number | null;
 };
@@ -666,26 +853,34 @@ function summarize(runs: Run[]): Summary[] {
   const out: Summary[] = [];
   for (const size of sizes) {
     for (const kind of cases) {
-      const baseline = runs.filter((r) => r.server === 'B' && r.case === kind && r.sizeBytes === size);
-      const baseMedian = baseline.length ? median(baseline.map((r) => r.mibPerSec)) : NaN;
+      const runsOf = (name: string) => runs.filter((r) => r.server === name && r.case === kind && r.sizeBytes === size);
       for (const spec of servers) {
-        const mine = runs.filter((r) => r.server === spec.name && r.case === kind && r.sizeBytes === size);
+        const mine = runsOf(spec.name);
         if (!mine.length) continue;
         const speeds = mine.map((r) => r.mibPerSec);
         const med = median(speeds);
+        const baseline = spec.name === baselineOf(spec.storage) ? [] : runsOf(baselineOf(spec.storage));
+        const baseMedian = baseline.length ? median(baseline.map((r) => r.mibPerSec)) : NaN;
+        const perGiB = (r: Run, sec: number) => sec / (r.sizeBytes / GiB);
         out.push({
           server: spec.name,
+          storage: spec.storage,
           case: kind,
           sizeBytes: size,
           runs: mine.length,
           mibPerSec: { median: round1(med), min: Math.min(...speeds), max: Math.max(...speeds) },
-          vsBaselinePct: spec.name === 'B' || !Number.isFinite(baseMedian) ? null : round1(((med - baseMedian) / baseMedian) * 100),
+          baseline: baseline.length ? baselineOf(spec.storage) : null,
+          vsBaselinePct: baseline.length ? round1(((med - baseMedian) / baseMedian) * 100) : null,
           idleRssMiB: round1(median(mine.map((r) => r.idleRssMiB))),
           peakRssMiB: Math.max(...mine.map((r) => r.peakRssMiB)),
           vmHwmMiB: Math.max(...mine.map((r) => r.vmHwmMiB)),
           rssGrowthMiB: Math.max(...mine.map((r) => r.rssGrowthMiB)),
-          serverCpuSecPerGiB: round2(median(mine.map((r) => r.serverCpuSec / (r.sizeBytes / GiB)))),
-          serverMainThreadSecPerGiB: round2(median(mine.map((r) => r.serverMainThreadSec / (r.sizeBytes / GiB)))),
+          serverCpuSecPerGiB: round2(median(mine.map((r) => perGiB(r, r.serverCpuSec)))),
+          serverMainThreadSecPerGiB: round2(median(mine.map((r) => perGiB(r, r.serverMainThreadSec)))),
+          peakStorageDirMiB: Math.max(...mine.map((r) => r.peakStorageDirMiB)),
+          peakPartBuffersMiB: spec.storage === 's3' ? Math.max(...mine.map((r) => r.peakPartBuffersMiB ?? 0)) : null,
+          cephCpuSecPerGiB: spec.storage === 's3' ? round2(median(mine.map((r) => perGiB(r, r.cephCpuSec ?? 0)))) : null,
+          irqCpuSecPerGiB: round2(median(mine.map((r) => perGiB(r, r.irqCpuSec)))),
           gcMarkCompacts: args['gc-trace'] ? median(mine.map((r) => r.gcMarkCompacts ?? 0)) : null,
         });
       }
@@ -707,7 +902,12 @@ function describeCase(kind: CaseKind, size: number): string {
 }
 
 function report(summary: Summary[]): string {
-  const rows = [['case', 'server', 'median MiB/s', 'min', 'max', 'vs B', 'idle RSS', 'peak RSS', 'VmHWM', 'growth', 'CPU s/GiB', 'main thr', ...(args['gc-trace'] ? ['mark-compacts'] : [])]];
+  const anyS3 = servers.some((spec) => spec.storage === 's3');
+  const rows = [[
+    'case', 'server', 'median MiB/s', 'min', 'max', 'vs B', 'idle RSS', 'peak RSS', 'VmHWM', 'growth', 'CPU s/GiB', 'main thr',
+    'peak dir', ...(anyS3 ? ['peak parts', 'Ceph s/GiB'] : []), ...(args['gc-trace'] ? ['mark-compacts'] : []),
+  ]];
+  const mib = (n: number | null) => (n === null ? '' : `${n.toFixed(0)} MiB`);
   for (const s of summary) {
     rows.push([
       describeCase(s.case, s.sizeBytes),
@@ -716,28 +916,46 @@ function report(summary: Summary[]): string {
       s.mibPerSec.min.toFixed(1),
       s.mibPerSec.max.toFixed(1),
       s.vsBaselinePct === null ? '' : `${s.vsBaselinePct >= 0 ? '+' : ''}${s.vsBaselinePct.toFixed(1)}%`,
-      `${s.idleRssMiB.toFixed(0)} MiB`,
-      `${s.peakRssMiB.toFixed(0)} MiB`,
-      `${s.vmHwmMiB.toFixed(0)} MiB`,
-      `${s.rssGrowthMiB.toFixed(0)} MiB`,
+      mib(s.idleRssMiB),
+      mib(s.peakRssMiB),
+      mib(s.vmHwmMiB),
+      mib(s.rssGrowthMiB),
       s.serverCpuSecPerGiB.toFixed(2),
       s.serverMainThreadSecPerGiB.toFixed(2),
+      mib(s.peakStorageDirMiB),
+      ...(anyS3 ? [mib(s.peakPartBuffersMiB), s.cephCpuSecPerGiB?.toFixed(2) ?? ''] : []),
       ...(s.gcMarkCompacts === null ? [] : [String(s.gcMarkCompacts)]),
     ]);
   }
   const lines = [table(rows), ''];
-  lines.push('MiB/s: first PATCH issued to final 204. RSS: idle = before the upload, peak = max of 50 ms samples (max over rounds),');
+  lines.push('MiB/s: first PATCH issued to final 204. vs B: against the B server of the same storage (B-file or B-s3).');
+  lines.push('RSS: idle = before the upload, peak = max of 50 ms samples (max over rounds),');
   lines.push('VmHWM = lifetime peak of the fresh server process, growth = peak - idle. CPU = server user+sys per GiB,');
   lines.push('main thr = the part spent on the server\'s main (JavaScript) thread (medians); the rest is fs threads and GC helpers.');
+  lines.push('peak dir = disk used by STORAGE_DIR (with file storage: the upload itself), 50 ms samples, max over rounds.');
+  if (anyS3) lines.push(`peak parts = the same for the S3 part buffers (STORAGE_DIR/${S3_PARTS_DIR}); Ceph = CPU of its mon+osd+rgw per GiB.`);
   if (args['gc-trace']) lines.push('mark-compacts = full GCs of the server during the upload (median per run).');
   lines.push('');
-  // Verdicts: A within 10 % of B; A's memory not growing with the upload size.
-  for (const s of summary.filter((x) => x.server === 'A')) {
-    const b = summary.find((x) => x.server === 'B' && x.case === s.case && x.sizeBytes === s.sizeBytes);
+  // Verdicts: every server within 10 % of its B; its memory not growing with the upload size.
+  for (const s of summary) {
+    const b = summary.find((x) => x.server === s.baseline && x.case === s.case && x.sizeBytes === s.sizeBytes);
     if (!b || s.vsBaselinePct === null) continue;
     const ok = s.vsBaselinePct >= -10;
-    lines.push(`${ok ? 'PASS' : 'FAIL'} throughput  ${describeCase(s.case, s.sizeBytes)}: A ${s.vsBaselinePct.toFixed(1)}% vs B (limit -10%)`);
-    lines.push(`     memory      ${describeCase(s.case, s.sizeBytes)}: A grows ${s.rssGrowthMiB.toFixed(0)} MiB, B grows ${b.rssGrowthMiB.toFixed(0)} MiB during the upload`);
+    const what = describeCase(s.case, s.sizeBytes);
+    lines.push(`${ok ? 'PASS' : 'FAIL'} throughput  ${what}: ${s.server} ${s.vsBaselinePct.toFixed(1)}% vs ${b.server} (limit -10%)`);
+    lines.push(`     memory      ${what}: ${s.server} grows ${s.rssGrowthMiB.toFixed(0)} MiB, ${b.server} grows ${b.rssGrowthMiB.toFixed(0)} MiB during the upload`);
+    if (s.storage === 's3') {
+      lines.push(`     part buffers ${what}: ${s.server} peaks at ${mib(s.peakPartBuffersMiB)}, ${b.server} at ${mib(b.peakPartBuffersMiB)}`);
+    }
+  }
+  // The price of S3: each server on S3 against itself on file storage.
+  for (const s of summary.filter((x) => x.storage === 's3')) {
+    const onFile = summary.find((x) => x.server === `${s.server.slice(0, -'-s3'.length)}-file` && x.case === s.case && x.sizeBytes === s.sizeBytes);
+    if (!onFile) continue;
+    const pct = ((s.mibPerSec.median - onFile.mibPerSec.median) / onFile.mibPerSec.median) * 100;
+    lines.push(
+      `S3 vs file   ${describeCase(s.case, s.sizeBytes)}: ${s.server} ${s.mibPerSec.median.toFixed(1)} MiB/s vs ${onFile.server} ${onFile.mibPerSec.median.toFixed(1)} MiB/s (${pct >= 0 ? '+' : ''}${pct.toFixed(1)}%)`,
+    );
   }
   if (sizes.length > 1) {
     const [small, large] = [Math.min(...sizes), Math.max(...sizes)];
@@ -778,6 +996,11 @@ async function main(): Promise<void> {
   const needed = Math.max(...sizes) * 1.1;
   if (free.bavail * free.bsize < needed) throw new Error(`not enough free space in ${storageRoot} for ${formatSize(Math.max(...sizes))}`);
 
+  if (servers.some((spec) => spec.storage === 's3')) {
+    s3 = await openCephS3({ startTimeoutMs: 600_000, log: (line) => process.stdout.write(line) });
+  }
+  const cephDiskBefore = s3 ? diskUsage(s3.stateDir) : undefined;
+
   const plan: Array<{ round: number; spec: ServerSpec; kind: CaseKind; size: number }> = [];
   for (let round = 1; round <= rounds; round++) {
     for (const size of sizes) for (const kind of cases) for (const spec of servers) plan.push({ round, spec, kind, size });
@@ -802,17 +1025,33 @@ async function main(): Promise<void> {
     settleSec: settleMs / 1000,
     clientBufferBytes: BUFFER_SIZE,
     servers: servers.map((s) => ({ ...s, entry: path.relative(REPO_ROOT, s.entry) || s.entry })),
+    s3: s3 && {
+      endpoint: s3.env.S3_ENDPOINT,
+      bucket: s3.bucket,
+      partSizeBytes: s3PartSize,
+      cephStartedByBench: s3.startedHere,
+      cephStateDir: s3.stateDir,
+      cephStateDiskBytesBefore: cephDiskBefore,
+    },
   };
   process.stdout.write(
     `tus throughput bench: ${sizes.map(formatSize).join(', ')}; cases ${cases.join(', ')}; chunk ${formatSize(chunkSize)}; ${rounds} rounds; ${plan.length} runs\n` +
       `servers: ${servers.map((s) => `${s.name}=${[path.relative(REPO_ROOT, s.entry) || s.entry, ...s.nodeArgs].join(' ')}`).join(', ')}\n` +
-      `node ${process.version}, ${meta.cpus} CPUs, storage ${disk.storageRoot} on ${disk.device} (${disk.fsType}, mounted at ${disk.mountPoint})\n\n`,
+      `node ${process.version}, ${meta.cpus} CPUs, storage ${disk.storageRoot} on ${disk.device} (${disk.fsType}, mounted at ${disk.mountPoint})\n` +
+      (s3
+        ? `S3: ${s3.env.S3_ENDPOINT} bucket ${s3.bucket}, part size ${formatSize(s3PartSize)}; Ceph ${s3.startedHere ? 'started by this bench' : 'already running'}, ` +
+          `state ${s3.stateDir} uses ${formatMiB(cephDiskBefore!)} of disk\n`
+        : '') +
+      '\n',
   );
 
   const runs: Run[] = [];
   const discarded: Run[] = [];
+  /** The share of one CPU that other processes used during a run. */
+  const disturbance = (run: Run) => run.otherCpuSec / (run.elapsedMs / 1000);
   for (const [i, step] of plan.entries()) {
     const label = `[${String(i + 1).padStart(String(plan.length).length)}/${plan.length}] round ${step.round} ${step.spec.name} ${describeCase(step.kind, step.size)}`;
+    const attempts: Run[] = [];
     for (let attempt = 0; ; attempt++) {
       process.stdout.write(`${label}${attempt ? ` (retry ${attempt})` : ''} ... `);
       const run = await measure(step.spec, step.kind, step.size, step.round);
@@ -820,36 +1059,45 @@ async function main(): Promise<void> {
         `${run.mibPerSec.toFixed(1)} MiB/s (${(run.elapsedMs / 1000).toFixed(2)} s, ${run.patches} PATCH), RSS idle ${run.idleRssMiB} -> peak ${run.peakRssMiB} MiB, ` +
           `server CPU ${run.serverCpuSec} s (user ${run.serverUserSec}, sys ${run.serverSysSec}, main thread ${run.serverMainThreadSec})` +
           `${run.gcMarkCompacts === null ? '' : `, GC ${run.gcScavenges} scavenges ${run.gcMarkCompacts} mark-compacts`}` +
-          `${run.noisy ? ` NOISY: other processes used ${run.otherCpuSec} CPU s` : ''}\n`,
+          `, disk peak ${run.peakStorageDirMiB} MiB` +
+          `${run.peakPartBuffersMiB === null ? '' : ` (parts ${run.peakPartBuffersMiB} MiB), Ceph CPU ${run.cephCpuSec} s`}, irq ${run.irqCpuSec} s` +
+          `${run.noisy ? ` NOISY: other processes used ${run.otherCpuSec} CPU s (${run.otherCpuUsers})` : ''}\n`,
       );
+      attempts.push(run);
       if (!run.noisy || attempt >= retries) {
-        runs.push(run);
+        // Every attempt disturbed: keep the least disturbed one.
+        const kept = run.noisy ? attempts.reduce((a, b) => (disturbance(b) < disturbance(a) ? b : a)) : run;
+        runs.push(kept);
+        discarded.push(...attempts.filter((a) => a !== kept));
+        if (kept !== run) process.stdout.write(`    keeping the least disturbed attempt: ${kept.mibPerSec.toFixed(1)} MiB/s\n`);
         break;
       }
-      discarded.push(run);
     }
   }
 
   const summary = summarize(runs);
   process.stdout.write(`\n${report(summary)}\n`);
+  const cephDiskAfter = s3 ? diskUsage(s3.stateDir) : undefined;
+  if (s3) process.stdout.write(`Ceph state ${s3.stateDir}: ${formatMiB(cephDiskBefore!)} of disk before, ${formatMiB(cephDiskAfter!)} after\n`);
   const noisy = runs.filter((r) => r.noisy).length;
   if (noisy) process.stdout.write(`\nWARNING: ${noisy} of ${runs.length} kept runs were disturbed by other processes (otherCpuSec in the JSON).\n`);
   if (args.out) {
     const out = path.resolve(args.out);
     fs.mkdirSync(path.dirname(out), { recursive: true });
-    fs.writeFileSync(out, `${JSON.stringify({ meta: { ...meta, finishedAt: new Date().toISOString() }, summary, runs, discardedNoisyRuns: discarded }, null, 2)}\n`);
+    fs.writeFileSync(out, `${JSON.stringify({ meta: { ...meta, finishedAt: new Date().toISOString(), cephStateDiskBytesAfter: cephDiskAfter }, summary, runs, discardedNoisyRuns: discarded }, null, 2)}\n`);
     process.stdout.write(`\nresults written to ${out}\n`);
   }
 }
 
 main().then(
-  () => {
+  async () => {
     clearTimeout(totalTimer);
     killAll();
     removeStorageRoot();
+    await s3?.close();
   },
   (error: unknown) => {
     process.stderr.write(`bench failed: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
+    void shutdown(1);
   },
 );
