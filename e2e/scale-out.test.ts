@@ -257,6 +257,9 @@ describe.skipIf(!redisUrl)('REDIS_URL at startup and in /readyz', () => {
     const ready = await fetchWithin(`${server.url}/readyz`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toMatchObject({ status: 'ready', storage: 'file', services: ['redis'] });
+    const created = await fetchWithin(server.endpoint, { method: 'POST', headers: { ...TUS, 'Upload-Length': '10' } });
+    expect(created.status).toBe(201);
+    const uploadUrl = created.headers.get('location') ?? '';
 
     process.kill(redis.pid ?? 0, 'SIGKILL');
     const down = await pollUntil(async () => {
@@ -265,6 +268,16 @@ describe.skipIf(!redisUrl)('REDIS_URL at startup and in /readyz', () => {
     }, '/readyz to notice Redis is gone', 30_000, 200);
     expect(down).toEqual({ status: 'unavailable', reason: 'redis is not answering' });
     expect((await fetchWithin(`${server.url}/healthz`)).status).toBe(200);
+
+    // Uploads need their lock and records: a 503 that tus clients retry, not a bare 500.
+    for (const [url, init] of [
+      [uploadUrl, { method: 'HEAD', headers: TUS }],
+      [server.endpoint, { method: 'POST', headers: { ...TUS, 'Upload-Length': '10' } }],
+    ] as const) {
+      const res = await fetchWithin(url, init, 30_000);
+      expect(res.status, `${init.method} while Redis is down`).toBe(503);
+      if (init.method !== 'HEAD') expect(await res.text()).toMatch(/^ERR_SERVICE_UNAVAILABLE: /);
+    }
   });
 });
 

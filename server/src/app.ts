@@ -1,7 +1,7 @@
 import type { Locker } from '@tus/utils';
 import { Hono } from 'hono';
 import type { Config } from './config.js';
-import { HttpError, internalError } from './errors.js';
+import { HttpError, internalError, isServiceUnavailable, serviceUnavailable } from './errors.js';
 import { createHookDispatcher } from './hooks/hook-dispatcher.js';
 import type { HookHandlers } from './hooks/types.js';
 import type { AppEnv } from './http/app-env.js';
@@ -108,6 +108,10 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
   app.notFound(() => errorResponse(new HttpError('ERR_NOT_FOUND', 'no such resource')));
   app.onError((error, c) => {
     if (error instanceof HttpError) return errorResponse(error);
+    if (isServiceUnavailable(error)) {
+      logger.error({ err: error, method: c.req.method, path: c.req.path, uploadId: c.get('uploadId') }, 'storage or shared state unavailable');
+      return errorResponse(serviceUnavailable());
+    }
     logger.error({ err: error, method: c.req.method, path: c.req.path, uploadId: c.get('uploadId') }, 'unhandled error');
     return errorResponse(internalError());
   });

@@ -33,6 +33,7 @@ export const ERROR_CODES = {
   ERR_STORAGE_UNAVAILABLE: 503,
   ERR_UNAUTHORIZED: 401,
   ERR_AUTH_UNAVAILABLE: 503,
+  ERR_SERVICE_UNAVAILABLE: 503,
   ERR_INTERNAL_SERVER_ERROR: 500,
 } as const;
 
@@ -62,3 +63,33 @@ export class HttpError extends Error {
 
 /** The answer to anything we did not foresee: no internals, ever. */
 export const internalError = () => new HttpError('ERR_INTERNAL_SERVER_ERROR', 'something went wrong on the server; the error has been logged');
+
+/** Network errors: the service behind the server (S3, Redis) did not answer. */
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
+
+type ServiceFailure = { code?: unknown; name?: unknown; message?: unknown; cause?: unknown; $metadata?: { httpStatusCode?: unknown } };
+
+/**
+ * Whether an error means a service the server depends on (S3, Redis, a JWKS endpoint) is
+ * down or overloaded, rather than a bug: a network failure, a Redis client that gave up
+ * reconnecting, or a 5xx from S3. Such a request deserves a 503 the client retries, not a
+ * 500. Looks through `cause` chains (the SDKs wrap).
+ */
+export function isServiceUnavailable(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current !== null && typeof current === 'object'; depth += 1) {
+    const { code, name, message, cause, $metadata } = current as ServiceFailure;
+    if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
+    // ioredis: retries per command exhausted, or the connection is gone for good.
+    if (name === 'MaxRetriesPerRequestError' || message === 'Connection is closed.') return true;
+    // AWS SDK: a request that timed out, or S3 answering 5xx (SlowDown, ServiceUnavailable, InternalError).
+    if (name === 'TimeoutError') return true;
+    if (typeof $metadata?.httpStatusCode === 'number' && $metadata.httpStatusCode >= 500) return true;
+    current = cause;
+  }
+  return false;
+}
+
+/** The answer while a service behind the server is unreachable: retry soon (tus clients do). */
+export const serviceUnavailable = () =>
+  new HttpError('ERR_SERVICE_UNAVAILABLE', 'the storage or shared state behind this server is not answering right now; retry shortly', { 'Retry-After': '5' });

@@ -1,5 +1,5 @@
 import { ERRORS } from '@tus/utils';
-import { HttpError, type ErrorCode } from '../errors.js';
+import { HttpError, isServiceUnavailable, serviceUnavailable, type ErrorCode } from '../errors.js';
 import { formatBytes } from '../units/byte-size.js';
 
 type TusErrorName = keyof typeof ERRORS;
@@ -66,6 +66,7 @@ export function translateTusError(error: unknown, headers: Headers, maxUploadSiz
     return new HttpError('ERR_UPLOAD_SIZE_EXCEEDED', "the request body runs past the upload's declared Upload-Length");
   }
   const translation = name && TRANSLATIONS[name];
-  if (!translation) return undefined;
-  return new HttpError(translation[0], translation[1]);
+  if (translation) return new HttpError(translation[0], translation[1]);
+  if (isServiceUnavailable(error)) return serviceUnavailable();
+  return undefined;
 }

@@ -33,7 +33,7 @@ export function createTusServer({ config, storage, logger, locker = new MemoryLo
     async onResponseError(req, error) {
       const known = translateTusError(error, req.headers, config.tus.maxUploadSize);
       const uploadId = new URL(req.url).pathname.slice(config.tus.path.length + 1) || undefined;
-      if (known?.status === 503) logger.error({ err: error, method: req.method, uploadId }, 'storage write failed');
+      if (known?.status === 503) logger.error({ err: error, method: req.method, uploadId }, 'storage or shared state unavailable');
       if (known) return { status_code: known.status, body: known.body };
       logger.error({ err: error, method: req.method, uploadId }, 'tus request failed');
       const generic = internalError();
