@@ -4,13 +4,12 @@ import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import path from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeFile, MiB, sha256, type TestFile } from './support/files.js';
-import { pollUntil, REPO_ROOT, Scope, withTimeout, type ExitInfo, type ServerProcess } from './support/server-process.js';
+import { bytesReceived, pollUntil, REPO_ROOT, Scope, withTimeout, type ExitInfo, type ServerProcess } from './support/server-process.js';
 import { uploadIdOf } from './support/status.js';
-import { download, fetchWithin, TUS } from './support/tus.js';
+import { download, fetchWithin, RateLimit, TUS } from './support/tus.js';
 
 /**
  * The command-line uploader (client-demo/cli) as users run it: a child process of its own
@@ -94,29 +93,7 @@ async function readState(file: string): Promise<StateDocument> {
   return JSON.parse(await fs.readFile(file, 'utf8')) as StateDocument;
 }
 
-/** Bytes the server received for an upload: the sum of `bytesIn` over its request log lines. */
-function bytesReceived(server: ServerProcess, id: string): number {
-  return server
-    .logs()
-    .filter((line) => line.uploadId === id)
-    .reduce((sum, line) => sum + (typeof line.bytesIn === 'number' ? line.bytesIn : 0), 0);
-}
 
-/** Passes bytes through at about `bytesPerSecond`. */
-class Throttle extends Transform {
-  private readonly started = Date.now();
-  private passed = 0;
-
-  constructor(private readonly bytesPerSecond: number) {
-    super();
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.passed += chunk.byteLength;
-    const wait = Math.max(0, this.started + (this.passed / this.bytesPerSecond) * 1000 - Date.now());
-    setTimeout(() => callback(null, chunk), wait);
-  }
-}
 
 type Link = Readonly<{
   /** `http://127.0.0.1:PORT/files/`: the endpoint to give the CLI. */
@@ -146,7 +123,7 @@ async function startLink(scope: Scope, target: string, bytesPerSecond: number): 
     res.on('close', () => {
       if (!res.writableFinished) upstream.destroy();
     });
-    req.pipe(new Throttle(bytesPerSecond)).pipe(upstream);
+    req.pipe(new RateLimit(bytesPerSecond)).pipe(upstream);
   });
   server.on('connection', (socket) => {
     if (isDown) return socket.destroy();

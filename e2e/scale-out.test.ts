@@ -1,14 +1,13 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { ByteSource, MiB, sha256 } from './support/files.js';
 import { s3ServerEnv } from './services/s3-env.js';
 import { startRoundRobinProxy } from './support/round-robin-proxy.js';
-import { pollUntil, Scope, type ServerProcess } from './support/server-process.js';
+import { findFreePort, pollUntil, Scope, type ServerProcess } from './support/server-process.js';
 import { uploadIdOf } from './support/status.js';
 import { download, fetchWithin, head, OCTET, rawPatch, slowHttpStack, startClientUpload, TUS } from './support/tus.js';
 
@@ -240,13 +239,13 @@ describe.skipIf(!redisUrl)('REDIS_URL at startup and in /readyz', () => {
   afterEach(() => scope.dispose());
 
   it('refuses to start when Redis does not answer, naming REDIS_URL', async () => {
-    const port = await freePort();
+    const port = await findFreePort();
     const started = scope.server({ env: { REDIS_URL: `redis://127.0.0.1:${port}` }, readyTimeoutMs: 30_000 });
     await expect(started).rejects.toThrow(/REDIS_URL: cannot reach redis:\/\/127\.0\.0\.1:\d+/);
   });
 
   it('reports Redis in /readyz, and 503 when it stops answering', async () => {
-    const port = await freePort();
+    const port = await findFreePort();
     const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
     scope.defer(() => {
       if (redis.exitCode === null && redis.signalCode === null && redis.pid !== undefined) process.kill(redis.pid, 'SIGKILL');
@@ -280,12 +279,3 @@ describe.skipIf(!redisUrl)('REDIS_URL at startup and in /readyz', () => {
     }
   });
 });
-
-/** A port nothing listens on (bound then released). */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}

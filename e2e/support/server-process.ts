@@ -364,3 +364,11 @@ export class Scope {
     if (errors.length > 0) throw new AggregateError(errors, 'cleanup failed');
   }
 }
+
+/** Bytes a server received for one upload: the sum of `bytesIn` over its request log lines (POST and PATCH). */
+export function bytesReceived(server: ServerProcess, uploadId: string): number {
+  return server
+    .logs()
+    .filter((line) => line.msg === 'request' && line.uploadId === uploadId)
+    .reduce((sum, line) => sum + (typeof line.bytesIn === 'number' ? line.bytesIn : 0), 0);
+}

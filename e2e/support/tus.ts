@@ -223,7 +223,7 @@ export function startClientUpload(input: Buffer | NodeJS.ReadableStream, options
 }
 
 /** Passes bytes through at about `bytesPerSecond`: a slow network link, in-process. */
-class RateLimit extends Transform {
+export class RateLimit extends Transform {
   private readonly started = Date.now();
   private passed = 0;
 
