@@ -3,12 +3,13 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { ByteSource, MiB, sha256 } from './support/files.js';
 import { s3ServerEnv } from './services/s3-env.js';
 import { startRoundRobinProxy } from './support/round-robin-proxy.js';
 import { findFreePort, pollUntil, Scope, type ServerProcess } from './support/server-process.js';
-import { uploadIdOf } from './support/status.js';
+import { freeze, stepUntil, uploadIdOf } from './support/status.js';
 import { download, fetchWithin, head, OCTET, rawPatch, slowHttpStack, startClientUpload, TUS } from './support/tus.js';
 
 /**
@@ -35,7 +36,7 @@ function deployment(extra: Record<string, string> = {}): Record<string, string> 
 const processedCount = (servers: readonly ServerProcess[], id: string) =>
   servers.flatMap((s) => s.logs()).filter((line) => line.msg === 'upload processed' && line.uploadId === id).length;
 
-async function waitForDone(baseUrl: string, id: string): Promise<Record<string, unknown>> {
+async function waitForDone(baseUrl: string, id: string, timeoutMs = 60_000): Promise<Record<string, unknown>> {
   return pollUntil(
     async () => {
       const res = await fetchWithin(`${baseUrl}/uploads/${id}`);
@@ -43,7 +44,7 @@ async function waitForDone(baseUrl: string, id: string): Promise<Record<string, 
       return body.state === 'done' || body.state === 'failed' ? body : undefined;
     },
     `upload ${id} to be processed`,
-    60_000,
+    timeoutMs,
     100,
   );
 }
@@ -204,6 +205,30 @@ describe.skipIf(!redisUrl)('several instances on one S3 bucket and one Redis', (
     });
     expect(rest.status, await rest.text()).toBe(204);
     expect((await download(`${a.url}/files/${id}`)).sha256).toBe(sha256(content));
+  });
+
+  it('an instance killed while it holds a processing job: another one runs it after the lease, once', async () => {
+    const env = deployment();
+    const a = await scope.server({ env });
+    const content = new ByteSource('lease').bytes(0, 64 * MiB);
+    const run = startClientUpload(content, { endpoint: a.endpoint, chunkSize: 32 * MiB, onSuccess: () => a.kill('SIGSTOP') });
+    const id = uploadIdOf(await run.done);
+    await freeze(a.pid);
+
+    // Step A until it has leased the job in Redis (it is A's now), then kill it there.
+    const redis = new Redis(redisUrl ?? '', { maxRetriesPerRequest: 2 });
+    scope.defer(() => redis.quit());
+    await stepUntil(a.pid, async () => ((await redis.zcard(`${env.REDIS_PREFIX}jobs:leases`)) > 0 ? true : undefined));
+    a.kill('SIGKILL');
+    await a.exited;
+
+    // B comes up, waits out A's lease (30 s) and processes the upload; A's run never finished.
+    const b = await scope.server({ env });
+    const status = await waitForDone(b.url, id, 90_000);
+    expect(status.state).toBe('done');
+    expect((status.processors as Record<string, { result?: { sha256?: string } }>).sha256?.result?.sha256).toBe(sha256(content));
+    expect(processedCount([a], id)).toBe(0);
+    expect(processedCount([b], id)).toBe(1);
   });
 
   it('a deferred length declared through one instance is seen by the other (shared S3 metadata cache)', async () => {
