@@ -1,7 +1,7 @@
 import type { KvStore } from '@tus/utils';
 import type { Redis } from 'ioredis';
 
-/** How long a cached `.info` lives unread; a miss only costs one GetObject. */
+/** How long a cached `.info` lives after it was cached; a miss only costs one GetObject. */
 export const METADATA_CACHE_TTL_MS = 60 * 60_000;
 
 /**
