@@ -5,8 +5,8 @@ import { ByteSource, KiB, makeFile, MiB, sha256, type TestFile } from './support
 import { Scope, withTimeout, type ServerProcess } from './support/server-process.js';
 import { createTestStore, STORE_KINDS, type TestStore } from './support/stores.js';
 import { createUpload, download, head, patch, rawPatch, startClientUpload, waitForStoredBytes, type RawResponse } from './support/tus.js';
+import { uploadIdOf } from './support/status.js';
 
-const idOf = (url: string) => new URL(url).pathname.split('/').pop() ?? '';
 
 describe.each(STORE_KINDS)('[%s] concurrency', (kind) => {
   const scope = new Scope();
@@ -52,7 +52,7 @@ describe.each(STORE_KINDS)('[%s] concurrency', (kind) => {
     // Two different payloads for the same upload: if both were written, the file would mix them.
     const payloads = { a: new ByteSource('contender-a').bytes(0, size), b: new ByteSource('contender-b').bytes(0, size) };
     const url = await createUpload(server.endpoint, { length: size });
-    const id = idOf(url);
+    const id = uploadIdOf(url);
 
     // Both at offset 0, each sending its whole body slowly (64 KiB every 80 ms: ~5 s, longer than the
     // 3 s @tus/server gives a lock holder to let go once another request asks for the lock).

@@ -3,9 +3,9 @@ import { ByteSource, MiB, sha256 } from './support/files.js';
 import { pollUntil, Scope, type ServerProcess } from './support/server-process.js';
 import { createTestStore, STORE_KINDS, type TestStore } from './support/stores.js';
 import { download, fetchWithin, head, OCTET, patch, startClientUpload, TUS } from './support/tus.js';
+import { uploadIdOf } from './support/status.js';
 
 const EXPIRY_S = 4;
-const idOf = (url: string) => new URL(url).pathname.split('/').pop() ?? '';
 
 /** Unfinished uploads expire (UPLOAD_EXPIRY=4s, swept every 500 ms); finished ones never do. On every storage kind. */
 describe.each(STORE_KINDS)('[%s] upload expiry', (kind) => {
@@ -31,13 +31,13 @@ describe.each(STORE_KINDS)('[%s] upload expiry', (kind) => {
     expect(expires).not.toBeNull();
     expect(Number.isNaN(Date.parse(expires ?? ''))).toBe(false);
     const unfinished = new URL(create.headers.get('location') ?? '', server.endpoint).toString();
-    const unfinishedId = idOf(unfinished);
+    const unfinishedId = uploadIdOf(unfinished);
     // Before the sweep (well within UPLOAD_EXPIRY): on S3 the half upload is an open multipart
     // upload, its .info, and its 512 KiB (less than a part) in <id>.part.
     expect(await store.objectsOf(unfinishedId)).toEqual(kind === 's3' ? [`${unfinishedId}.info`, `${unfinishedId}.part`, `multipart:${unfinishedId}`] : [unfinishedId, `${unfinishedId}.json`]);
     expect(await store.storedBytes(unfinishedId)).toBe(MiB / 2);
     const finished = await finishedRun.done;
-    const finishedId = idOf(finished);
+    const finishedId = uploadIdOf(finished);
     expect(await store.objectsOf(finishedId)).toEqual(store.finishedObjects(finishedId));
 
     // The sweep removes the unfinished one once it is older than UPLOAD_EXPIRY.
@@ -68,8 +68,8 @@ describe.each(STORE_KINDS)('[%s] upload expiry', (kind) => {
     const expired = new URL(create.headers.get('location') ?? '', server.endpoint).toString();
     await pollUntil(async () => ((await head(expired)).status === 410 ? true : undefined), 'the upload to expire', (EXPIRY_S + 15) * 1000, 250);
     // HEAD says 410 as soon as the upload is past UPLOAD_EXPIRY; the sweep removes its objects soon after.
-    await server.waitForLog((line) => line.msg === 'expired unfinished upload removed' && line.uploadId === idOf(expired), 'the sweep to remove the expired upload', 15_000);
-    expect(await store.objectsOf(idOf(expired))).toEqual([]);
+    await server.waitForLog((line) => line.msg === 'expired unfinished upload removed' && line.uploadId === uploadIdOf(expired), 'the sweep to remove the expired upload', 15_000);
+    expect(await store.objectsOf(uploadIdOf(expired))).toEqual([]);
 
     const methods: string[] = [];
     const run = startClientUpload(content, {

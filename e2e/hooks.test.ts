@@ -7,11 +7,11 @@ import { ByteSource, KiB, makeFile, MiB, type TestFile } from './support/files.j
 import { Scope, withTimeout, type ServerProcess } from './support/server-process.js';
 import { createUpload, encodeMetadata, fetchWithin, head, patch, rawPatch, slowHttpStack, startClientUpload, TUS, type ClientRun } from './support/tus.js';
 import { startWebhookReceiver, type HookDelivery, type WebhookReceiver } from './support/webhook-receiver.js';
+import { uploadIdOf } from './support/status.js';
 
 const SECRET = 'e2e-hook-secret-0123456789';
 const NOTIFYING = ['post-create', 'post-receive', 'post-finish', 'post-process'] as const;
 
-const idOf = (url: string) => new URL(url).pathname.split('/').pop() ?? '';
 
 function decodeMetadata(header: string | null): Record<string, string> {
   const metadata: Record<string, string> = {};
@@ -86,7 +86,7 @@ describe('hooks over HTTP (HOOKS_URL)', () => {
       httpStack: slowHttpStack(256 * KiB),
     });
     const url = await run.done;
-    const id = idOf(url);
+    const id = uploadIdOf(url);
     await receiver.waitForDelivered(id, 'post-process');
 
     const all = receiver.forUpload(id);
@@ -170,7 +170,7 @@ describe('hooks over HTTP (HOOKS_URL)', () => {
   it('retries a failing receiver with backoff: post-finish arrives on attempt 3 with the same deliveryId, and order holds', async () => {
     receiver.script('post-finish', { failFirst: 2 });
     const run = startClientUpload(new ByteSource('hooks-retry').bytes(0, 64 * KiB), { endpoint: server.endpoint, metadata: { filename: 'retry.bin' } });
-    const id = idOf(await run.done);
+    const id = uploadIdOf(await run.done);
     const delivered = await receiver.waitForDelivered(id, 'post-process', 30_000);
 
     const finishes = receiver.forUpload(id, 'post-finish');
@@ -231,7 +231,7 @@ describe('hooks over HTTP (HOOKS_URL)', () => {
     );
     const run = startClientUpload(Buffer.from('z'.repeat(1000)), { endpoint: server.endpoint, metadata: { filename: 'original.mp4', filetype: 'video/mp4' } });
     const url = await run.done;
-    const id = idOf(url);
+    const id = uploadIdOf(url);
     const expected = { filename: 'renamed.mp4', filetype: 'video/mp4', owner: 'user-42' };
 
     const state = await head(url);
@@ -276,7 +276,7 @@ describe('hooks over HTTP (HOOKS_URL)', () => {
 
   it('lets pre-terminate veto a DELETE; post-terminate follows a DELETE that happens', async () => {
     const url = await createUpload(server.endpoint, { length: 1000, metadata: { filename: 'legal-hold.bin' } });
-    const id = idOf(url);
+    const id = uploadIdOf(url);
     expect((await patch(url, 0, new ByteSource('hold').bytes(0, 400))).status).toBe(204);
 
     receiver.script('pre-terminate', (d) =>
@@ -318,7 +318,7 @@ describe('hooks over HTTP (HOOKS_URL)', () => {
   it('stops an upload when post-receive answers {stopUpload: true}', async () => {
     const size = 4 * MiB;
     const url = await createUpload(server.endpoint, { length: size, metadata: { filename: 'stop-me.bin' } });
-    const id = idOf(url);
+    const id = uploadIdOf(url);
     receiver.script('post-receive', (d) => (d.payload.upload.id === id ? { json: { stopUpload: true } } : undefined));
 
     // About 800 KiB/s: the whole body would take five seconds; the stop lands long before.
@@ -353,7 +353,7 @@ describe('hooks over HTTP (HOOKS_URL)', () => {
       d.payload.upload.metadata.filename === 'refuse-at-end.bin' ? { json: { reject: { status: 422, message: 'checksum list says no' } } } : undefined,
     );
     const url = await createUpload(server.endpoint, { length: 2048, metadata: { filename: 'refuse-at-end.bin' } });
-    const id = idOf(url);
+    const id = uploadIdOf(url);
     const last = await patch(url, 0, new ByteSource('end').bytes(0, 2048));
     expect(last.status).toBe(422);
     expect(last.text).toBe('ERR_UPLOAD_REJECTED: checksum list says no\n');
@@ -387,7 +387,7 @@ describe('notifying hooks never hold up an upload', () => {
     const runs = [0, 1, 2].map((i) =>
       startClientUpload(new ByteSource(`hang-${i}`).bytes(0, 256 * KiB), { endpoint: server.endpoint, chunkSize: 64 * KiB, metadata: { filename: `hang-${i}.bin` } }, 30_000),
     );
-    const ids = (await Promise.all(runs.map((run) => run.done))).map(idOf);
+    const ids = (await Promise.all(runs.map((run) => run.done))).map((url) => uploadIdOf(url));
 
     // Every upload finished although none of its notifications had been answered.
     await receiver.waitFor((all) => (ids.every((id) => all.some((d) => d.uploadId === id && d.type === 'post-create')) ? true : undefined), 'post-create of every upload');
@@ -429,7 +429,7 @@ describe('notifications survive a crash of the server', () => {
     const env = { HOOKS_URL: receiver.url, HOOKS_SECRET: SECRET, HOOKS_RETRY_DELAY: '200ms' };
     receiver.script('post-finish', { status: 500, text: 'down' });
     const first = await scope.server({ storageDir, env });
-    const id = idOf(await startClientUpload(new ByteSource('crash-hook').bytes(0, 32 * KiB), { endpoint: first.endpoint, metadata: { filename: 'crash.bin' } }).done);
+    const id = uploadIdOf(await startClientUpload(new ByteSource('crash-hook').bytes(0, 32 * KiB), { endpoint: first.endpoint, metadata: { filename: 'crash.bin' } }).done);
     const failed = await receiver.waitFor((all) => all.find((d) => d.uploadId === id && d.type === 'post-finish' && d.answeredStatus === 500), 'a failed post-finish');
     first.kill('SIGKILL');
     await withTimeout(first.exited, 10_000, 'the killed server to exit');
@@ -494,7 +494,7 @@ describe('built-in creation rules (ALLOWED_TYPES, REQUIRED_METADATA, MAX_METADAT
 
   it('runs pre-create only for what passes the rules, with the filename sanitized', async () => {
     const url = await createUpload(server.endpoint, { length: 10, metadata: { filename: '../../etc/passwd.mp4', filetype: 'video/mp4' } });
-    const id = idOf(url);
+    const id = uploadIdOf(url);
     const preCreate = await receiver.waitForDelivered(id, 'pre-create');
     expect(preCreate.payload.upload.metadata).toEqual({ filename: '_.._etc_passwd.mp4', filetype: 'video/mp4' });
     expect(decodeMetadata((await head(url)).headers.get('upload-metadata'))).toEqual({ filename: '_.._etc_passwd.mp4', filetype: 'video/mp4' });

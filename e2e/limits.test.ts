@@ -5,9 +5,9 @@ import { ByteSource, KiB, MiB } from './support/files.js';
 import { Scope, withTimeout, type ServerProcess } from './support/server-process.js';
 import { createTestStore, STORE_KINDS, type TestStore } from './support/stores.js';
 import { createUpload, fetchWithin, head, OCTET, patch, rawPatch, startClientUpload, TUS } from './support/tus.js';
+import { uploadIdOf } from './support/status.js';
 
 const TWO_GIB = 2147483648;
-const idOf = (url: string) => new URL(url).pathname.split('/').pop() ?? '';
 
 /** The 2 GiB promise (default MAX_UPLOAD_SIZE), checked without ever sending 2 GiB, on every storage kind. */
 describe.each(STORE_KINDS)('[%s] upload size limit, default 2 GiB', (kind) => {
@@ -73,11 +73,11 @@ describe.each(STORE_KINDS)('[%s] upload size limit, default 2 GiB', (kind) => {
     const state = await head(url);
     expect(state.offset).toBe(0);
     expect(state.length).toBe(TWO_GIB);
-    expect(await store.storedBytes(idOf(url))).toBe(0);
+    expect(await store.storedBytes(uploadIdOf(url))).toBe(0);
     const removed = await fetchWithin(url, { method: 'DELETE', headers: TUS });
     await removed.arrayBuffer();
     expect(removed.status).toBe(204);
-    expect(await store.objectsOf(idOf(url))).toEqual([]);
+    expect(await store.objectsOf(uploadIdOf(url))).toEqual([]);
   });
 
   it('refuses creation-with-upload over the limit with 413 and creates nothing', async () => {
@@ -155,11 +155,11 @@ describe.each(STORE_KINDS)('[%s] upload size limit while streaming (MAX_UPLOAD_S
     const state = await head(url);
     expect(state.status).toBe(200);
     expect(state.offset).toBeLessThanOrEqual(limit);
-    const stored = await store.storedBytes(idOf(url));
+    const stored = await store.storedBytes(uploadIdOf(url));
     expect(stored).toBeLessThanOrEqual(limit);
     expect(stored).toBe(state.offset);
     // What was kept is the start of what was sent.
-    const kept = await store.readStored(idOf(url));
+    const kept = await store.readStored(uploadIdOf(url));
     expect(kept.byteLength).toBe(stored);
     expect(kept.equals(data.subarray(0, kept.byteLength))).toBe(true);
   });
@@ -188,7 +188,7 @@ describe.each(STORE_KINDS)('[%s] upload size limit while streaming (MAX_UPLOAD_S
 
     const state = await head(url);
     expect(state.offset).toBeLessThanOrEqual(length);
-    expect(await store.storedBytes(idOf(url))).toBeLessThanOrEqual(length);
+    expect(await store.storedBytes(uploadIdOf(url))).toBeLessThanOrEqual(length);
   });
 
   it("refuses a PATCH whose Content-Length runs past the upload's Upload-Length (413) and stores nothing", async () => {
@@ -196,7 +196,7 @@ describe.each(STORE_KINDS)('[%s] upload size limit while streaming (MAX_UPLOAD_S
     const response = await patch(url, 0, new ByteSource('eleven').bytes(0, 11));
     expect(response.status).toBe(413);
     expect((await head(url)).offset).toBe(0);
-    expect(await store.storedBytes(idOf(url))).toBe(0);
+    expect(await store.storedBytes(uploadIdOf(url))).toBe(0);
   });
 
   it('accepts a deferred upload that ends exactly at the limit', async () => {
@@ -210,7 +210,7 @@ describe.each(STORE_KINDS)('[%s] upload size limit while streaming (MAX_UPLOAD_S
     const got = await fetchWithin(url);
     expect(got.status).toBe(200);
     expect(Buffer.from(await got.arrayBuffer()).equals(data)).toBe(true);
-    expect(await store.objectsOf(idOf(url))).toEqual(store.finishedObjects(idOf(url)));
+    expect(await store.objectsOf(uploadIdOf(url))).toEqual(store.finishedObjects(uploadIdOf(url)));
   });
 
   it('refuses a creation over the limit with 413 in MiB', async () => {

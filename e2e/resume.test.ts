@@ -5,8 +5,8 @@ import { makeFile, MiB, type TestFile } from './support/files.js';
 import { Scope, withTimeout, type ServerProcess } from './support/server-process.js';
 import { createTestStore, STORE_KINDS, type TestStore } from './support/stores.js';
 import { download, head, slowHttpStack, startClientUpload } from './support/tus.js';
+import { uploadIdOf } from './support/status.js';
 
-const idOf = (url: string) => new URL(url).pathname.split('/').pop() ?? '';
 
 /** An upload interrupted by the client and resumed by a new tus-js-client Upload, on every storage kind. */
 describe.each(STORE_KINDS)('[%s] resuming an aborted upload', (kind) => {
@@ -58,7 +58,7 @@ describe.each(STORE_KINDS)('[%s] resuming an aborted upload', (kind) => {
 
     // The server has finished with every PATCH the first client sent (it logs each one when
     // it has answered, so the cut request's bytes are on disk and its lock is released).
-    const id = idOf(url);
+    const id = uploadIdOf(url);
     await server.waitForLog(
       () => server.logs().filter((line) => line.method === 'PATCH' && line.uploadId === id).length >= patchesSent,
       `${patchesSent} PATCH requests for ${id} answered`,

@@ -5,9 +5,9 @@ import { KiB, makeFile, MiB, type TestFile } from './support/files.js';
 import { Scope, withTimeout, type ServerProcess } from './support/server-process.js';
 import { createTestStore, STORE_KINDS, type TestStore } from './support/stores.js';
 import { createUpload, download, head, OCTET, patch, rawPatch, RawRequest, startClientUpload, TUS, waitForStoredBytes } from './support/tus.js';
+import { uploadIdOf } from './support/status.js';
 
 const IDLE_TIMEOUT_S = 2;
-const idOf = (url: string) => new URL(url).pathname.split('/').pop() ?? '';
 
 /**
  * Clients that stall or vanish in the middle of a PATCH (IDLE_TIMEOUT=2s, and one server with
@@ -33,7 +33,7 @@ describe.each(STORE_KINDS)('[%s] stalled and vanished clients', (kind) => {
   });
   afterAll(() => scope.dispose());
 
-  const patchesAnswered = (url: string) => server.logs().filter((line) => line.method === 'PATCH' && line.uploadId === idOf(url)).length;
+  const patchesAnswered = (url: string) => server.logs().filter((line) => line.method === 'PATCH' && line.uploadId === uploadIdOf(url)).length;
 
   it('ends a PATCH whose client stops sending, keeps the bytes sent, and releases the upload', async () => {
     const url = await createUpload(server.endpoint, { length: file.size });
@@ -50,7 +50,7 @@ describe.each(STORE_KINDS)('[%s] stalled and vanished clients', (kind) => {
     // Every byte written had reached the server long before the idle timeout.
     expect(answered).toBe(sent);
     expect((await head(url)).offset).toBe(sent);
-    expect(await store.storedBytes(idOf(url))).toBe(sent);
+    expect(await store.storedBytes(uploadIdOf(url))).toBe(sent);
 
     // The lock is free: the next PATCH from that offset goes through at once.
     const rest = await patch(url, sent, data.subarray(sent));
@@ -73,7 +73,7 @@ describe.each(STORE_KINDS)('[%s] stalled and vanished clients', (kind) => {
     expect(location).toBeDefined();
     const url = new URL(location ?? '', server.endpoint).toString();
     expect((await head(url)).offset).toBe(sent);
-    expect(await store.storedBytes(idOf(url))).toBe(sent);
+    expect(await store.storedBytes(uploadIdOf(url))).toBe(sent);
     const rest = await patch(url, sent, data.subarray(sent));
     expect(rest.status).toBe(204);
     expect((await download(url)).sha256).toBe(file.sha256);
@@ -99,7 +99,7 @@ describe.each(STORE_KINDS)('[%s] stalled and vanished clients', (kind) => {
     const request = rawPatch(url, 0, { 'Content-Length': file.size });
     expect(await request.write(data.subarray(0, sent))).toBe(true);
     // The bytes are reaching the disk; then the client's connection drops.
-    await waitForStoredBytes(() => store.bytesArrived(idOf(url)), 1);
+    await waitForStoredBytes(() => store.bytesArrived(uploadIdOf(url)), 1);
     request.destroy();
     await expect(withTimeout(request.response, 5_000, 'the aborted request to fail')).rejects.toThrow();
 
@@ -110,7 +110,7 @@ describe.each(STORE_KINDS)('[%s] stalled and vanished clients', (kind) => {
     const offset = state.offset ?? 0;
     expect(offset).toBeGreaterThan(0);
     expect(offset).toBeLessThanOrEqual(sent);
-    expect(await store.storedBytes(idOf(url))).toBe(offset);
+    expect(await store.storedBytes(uploadIdOf(url))).toBe(offset);
 
     // tus-js-client picks it up from there.
     const chunks: { size: number; accepted: number }[] = [];
@@ -134,7 +134,7 @@ describe.each(STORE_KINDS)('[%s] stalled and vanished clients', (kind) => {
     const url = await createUpload(patient.endpoint, { length: file.size });
     const request = rawPatch(url, 0, { 'Content-Length': file.size });
     expect(await request.write(data.subarray(0, 128 * KiB))).toBe(true);
-    await waitForStoredBytes(() => patientStore.bytesArrived(idOf(url)), 128 * KiB);
+    await waitForStoredBytes(() => patientStore.bytesArrived(uploadIdOf(url)), 128 * KiB);
     const state = await head(url, 20_000);
     expect(state.status).toBe(200);
     expect(state.offset).toBe(128 * KiB);

@@ -6,9 +6,9 @@ import { ByteSource, makeFile, MiB, KiB, sha256, type TestFile } from './support
 import { findFreePort, pollUntil, Scope, withTimeout, type ServerProcess } from './support/server-process.js';
 import { createTestStore, STORE_KINDS } from './support/stores.js';
 import { createUpload, download, fetchWithin, head, rawPatch, slowHttpStack, startClientUpload, waitForStoredBytes } from './support/tus.js';
+import { uploadIdOf } from './support/status.js';
 
 const SHUTDOWN_TIMEOUT_S = 10;
-const idOf = (url: string) => new URL(url).pathname.split('/').pop() ?? '';
 
 /** SIGTERM: new requests get 503, responses in flight are finished, the process exits 0. */
 describe('graceful shutdown', () => {
@@ -175,7 +175,7 @@ describe.each(STORE_KINDS)('[%s] graceful shutdown keeps the uploads', (kind) =>
     const request = rawPatch(url, 0, { 'Content-Length': file.size });
     expect(await request.write(data.subarray(0, MiB))).toBe(true);
     // On S3 the bytes wait in a part buffer under STORAGE_DIR: SIGTERM must send them before the process exits.
-    await waitForStoredBytes(() => store.bytesArrived(idOf(url)), MiB);
+    await waitForStoredBytes(() => store.bytesArrived(uploadIdOf(url)), MiB);
     const trickle = request.writePaced(data.subarray(MiB), 64 * KiB, 100);
 
     first.kill('SIGTERM');
@@ -199,7 +199,7 @@ describe.each(STORE_KINDS)('[%s] graceful shutdown keeps the uploads', (kind) =>
     const state = await head(resumedUrl);
     expect(state.status).toBe(200);
     expect(state.offset).toBe(answeredOffset);
-    expect(await store.storedBytes(idOf(url))).toBe(answeredOffset);
+    expect(await store.storedBytes(uploadIdOf(url))).toBe(answeredOffset);
 
     const chunks: { size: number; accepted: number }[] = [];
     const resumed = startClientUpload(fs.createReadStream(file.path), {

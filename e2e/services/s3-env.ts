@@ -1,3 +1,4 @@
+import { S3Client } from '@aws-sdk/client-s3';
 import type { ProvidedS3 } from './s3-global-setup.js';
 
 /**
@@ -15,4 +16,22 @@ export function s3ServerEnv(s3: ProvidedS3, overrides: Readonly<Record<string, s
     S3_FORCE_PATH_STYLE: String(s3.forcePathStyle),
     ...overrides,
   };
+}
+
+/** The endpoint and keys of an S3 service, without a bucket. */
+export type S3Endpoint = Omit<ProvidedS3, 'bucket'>;
+
+/**
+ * An SDK client for the tests' own look into the bucket, configured as the server's store is:
+ * Ceph RGW answers the SDK's default aws-chunked trailing checksums with 411 MissingContentLength.
+ */
+export function testS3Client(s3: S3Endpoint): S3Client {
+  return new S3Client({
+    endpoint: s3.endpoint,
+    region: s3.region,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    forcePathStyle: s3.forcePathStyle,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
 }

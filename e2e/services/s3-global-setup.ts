@@ -17,16 +17,18 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import type {
+  S3Client} from '@aws-sdk/client-s3';
 import {
   AbortMultipartUploadCommand,
   CreateBucketCommand,
   DeleteBucketCommand,
   DeleteObjectCommand,
   ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  S3Client,
+  ListObjectsV2Command
 } from '@aws-sdk/client-s3';
 import type { TestProject } from 'vitest/node';
+import { testS3Client } from './s3-env.js';
 
 export type ProvidedS3 = {
   endpoint: string;
@@ -105,14 +107,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     forcePathStyle: env.S3_FORCE_PATH_STYLE === 'true',
     bucket: `tus-test-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`,
   };
-  const client = new S3Client({
-    endpoint: s3.endpoint,
-    region: s3.region,
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    forcePathStyle: s3.forcePathStyle,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  const client = testS3Client(s3);
   await client.send(new CreateBucketCommand({ Bucket: s3.bucket }));
   project.provide('s3', s3);
 

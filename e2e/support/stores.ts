@@ -1,19 +1,21 @@
 import { randomBytes } from 'node:crypto';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import type {
+  S3Client} from '@aws-sdk/client-s3';
 import {
   GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
-  ListPartsCommand,
-  S3Client,
+  ListPartsCommand
 } from '@aws-sdk/client-s3';
 import { inject } from 'vitest';
 import { s3ServerEnv } from '../services/s3-env.js';
 import { STORAGE_KINDS, type StorageKind } from '../../server/src/config.js';
 import type { ProvidedS3 } from '../services/s3-global-setup.js';
 import type { Scope, StartOptions } from './server-process.js';
+import { testS3Client } from '../services/s3-env.js';
 
 /**
  * The storage kinds the end-to-end suites run against: every kind the server has, so a
@@ -164,15 +166,7 @@ export class S3Inspector {
   private readonly client: S3Client;
 
   constructor(readonly config: ProvidedS3) {
-    this.client = new S3Client({
-      endpoint: config.endpoint,
-      region: config.region,
-      credentials: { accessKeyId: config.accessKeyId, secretAccessKey: config.secretAccessKey },
-      forcePathStyle: true,
-      // Ceph RGW answers the SDK's default aws-chunked trailing checksums with 411.
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    });
+    this.client = testS3Client(config);
   }
 
   /** Every object key under `prefix`. */

@@ -3,13 +3,14 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { Upload } from '@tus/utils';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { parseConfig, type Env } from '../config.js';
 import { createStorage } from './index.js';
 import { storageContract } from './storage.contract.js';
 import { s3ServerEnv } from '../../../e2e/services/s3-env.js';
+import { testS3Client } from '../../../e2e/services/s3-env.js';
 
 // The endpoint comes from e2e/services/s3-global-setup.ts (a local Ceph RADOS Gateway).
 const s3 = inject('s3');
@@ -18,14 +19,7 @@ function s3Env(overrides: Env = {}): Env {
   return { ...s3ServerEnv(s3, { S3_PART_SIZE: '5MiB', UPLOAD_EXPIRY: '24h' }), ...overrides };
 }
 
-const client = new S3Client({
-  endpoint: s3.endpoint,
-  region: s3.region,
-  credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-  forcePathStyle: s3.forcePathStyle,
-  requestChecksumCalculation: 'WHEN_REQUIRED',
-  responseChecksumValidation: 'WHEN_REQUIRED',
-});
+const client = testS3Client(s3);
 
 /** Every object key and open multipart upload under `prefix`. */
 async function keysUnder(prefix: string): Promise<string[]> {
