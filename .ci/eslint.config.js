@@ -7,7 +7,7 @@ import tseslint from 'typescript-eslint';
 const STORE_PACKAGES = ['@tus/file-store', '@tus/s3-store', '@aws-sdk/client-s3'];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'data/**', '.tmp/**', 'client-demo/public/vendor/**'] },
+  { ignores: ['node_modules/**', 'data/**', '.tmp/**', 'client-demo/public/vendor/**', 'server/dist/**', 'server/.dist-*/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
