@@ -57,13 +57,13 @@ describe('getUpload', () => {
     expect(upload.creation_date).toBeTruthy();
   });
 
-  it('hides the creation date of a finished upload, so it never looks expired', async () => {
+  it('hides the creation date of a finished upload from @tus/server, so it never looks expired; the server keeps it', async () => {
     await createWith('done', 3, 'abc');
-    expect((await storage.getUpload('done')).creation_date).toBeUndefined();
     expect((await storage.datastore.getUpload('done')).creation_date).toBeUndefined();
-    // The record on disk keeps it.
+    // The record on disk keeps it, and so does what hooks and processing read.
     const record = JSON.parse(await fs.readFile(path.join(dir, 'done.json'), 'utf8')) as { creation_date?: string };
     expect(record.creation_date).toBeTruthy();
+    expect((await storage.getUpload('done')).creation_date).toBe(record.creation_date);
   });
 
   it('keeps the creation date of a deferred-length upload', async () => {

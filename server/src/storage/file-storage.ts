@@ -18,8 +18,9 @@ const isComplete = (upload: Upload) => upload.size !== undefined && upload.offse
  * @tus/file-store with the corrections we need:
  * - a finished upload never expires. The spec's Upload-Expires is about *unfinished*
  *   uploads, but @tus/server compares every upload's creation date with the expiry and
- *   would answer 410 for a finished video a day later. We hide the creation date of a
- *   finished upload from the handlers so that check cannot fire.
+ *   would answer 410 for a finished video a day later. `getUpload`, which only @tus/server
+ *   calls, hides the creation date of a finished upload so that check cannot fire;
+ *   `storedUpload` (the rest of the server: hooks, processing, downloads) keeps it.
  * - "If a Client does attempt to resume an upload which has since been removed by the
  *   Server, the Server SHOULD respond with the 404 Not Found or 410 Gone status. The
  *   latter one SHOULD be used if the Server is keeping track of expired uploads."
@@ -38,16 +39,21 @@ class TrackedFileStore extends FileStore {
     return file;
   }
 
-  override async getUpload(id: string): Promise<Upload> {
-    let upload: Upload;
+  /** The upload as stored, creation date included; an expired id is FILE_NO_LONGER_EXISTS. */
+  async storedUpload(id: string): Promise<Upload> {
     try {
-      upload = await super.getUpload(id);
+      return await super.getUpload(id);
     } catch (error) {
       if (error === ERRORS.FILE_NOT_FOUND && (await exists(this.tombstonePath(id)))) {
         throw ERRORS.FILE_NO_LONGER_EXISTS;
       }
       throw error;
     }
+  }
+
+  /** For @tus/server: a finished upload without its creation date, so it never expires. */
+  override async getUpload(id: string): Promise<Upload> {
+    const upload = await this.storedUpload(id);
     if (isComplete(upload)) upload.creation_date = undefined;
     return upload;
   }
@@ -71,10 +77,10 @@ export async function createFileStorage(options: { directory: string; uploadExpi
   return {
     kind: 'file',
     datastore: store,
-    getUpload: (id) => store.getUpload(id).catch(toHttpError),
+    getUpload: (id) => store.storedUpload(id).catch(toHttpError),
 
     async read(id: string, range?: ByteRange): Promise<Readable> {
-      const upload = await store.getUpload(id).catch(toHttpError);
+      const upload = await store.storedUpload(id).catch(toHttpError);
       const file = upload.storage?.path;
       if (!file) throw ERRORS.FILE_NOT_FOUND;
       return fs.createReadStream(file, range ? { start: range.start, end: range.end } : {});

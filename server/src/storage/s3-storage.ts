@@ -87,7 +87,8 @@ export type S3StorageOptions = Readonly<{
  * @tus/s3-store with the corrections we need:
  * - every object key carries S3_PREFIX (upstream has no prefix: its key helpers and
  *   several methods use `Key: id` directly, so each of those is overridden here);
- * - a finished upload never expires (its creation date is hidden, as with file storage);
+ * - a finished upload never expires (`getUpload`, which @tus/server calls, hides its creation
+ *   date, as with file storage; `storedUpload` keeps it for the rest of the server);
  * - expired ids leave a tombstone so they answer 410 Gone rather than 404;
  * - `getUpload` answers 404 only for a missing info object, not for every S3 failure
  *   (upstream turns an unreachable endpoint into "not found");
@@ -194,11 +195,19 @@ export class PrefixedS3Store extends S3Store {
     return upload;
   }
 
+  /** For @tus/server: a finished upload without its creation date, so it never expires (no 410, no Upload-Expires). */
+  override async getUpload(id: string): Promise<Upload> {
+    const upload = await this.storedUpload(id);
+    if (isComplete(upload)) upload.creation_date = undefined;
+    return upload;
+  }
+
   /**
+   * The upload as stored, creation date included (hooks, processing and downloads read this).
    * The offset is what S3 holds: the parts of the multipart upload, plus `<id>.part` unless
    * its bytes already went into a part (see `write`). Upstream trusts `<id>.part` blindly.
    */
-  override async getUpload(id: string): Promise<Upload> {
+  async storedUpload(id: string): Promise<Upload> {
     const metadata = await this.metadataOf(id);
     if (!metadata) {
       if (await this.hasTombstone(id)) throw ERRORS.FILE_NO_LONGER_EXISTS;
@@ -212,17 +221,12 @@ export class PrefixedS3Store extends S3Store {
       // A completed (or aborted) multipart upload has no parts to list: with the info
       // object present, the upload is finished. AWS answers NoSuchUpload, Ceph NoSuchKey.
       if (!isS3NotFound(error)) throw error;
-      const finished = new Upload({ ...file, offset: file.size ?? 0, size: file.size, storage: file.storage });
-      // A finished upload never expires: no creation date, so no Upload-Expires.
-      finished.creation_date = undefined;
-      return finished;
+      return new Upload({ ...file, offset: file.size ?? 0, size: file.size, storage: file.storage });
     }
     const trailing = await this.trailingPart(id);
     const carried = trailing && !isConsumed(trailing, parts) ? trailing.size : 0;
     const offset = parts.reduce((sum, part) => sum + (part.Size ?? 0), 0) + carried;
-    const upload = new Upload({ ...file, offset, size: file.size, storage: file.storage });
-    if (isComplete(upload)) upload.creation_date = undefined;
-    return upload;
+    return new Upload({ ...file, offset, size: file.size, storage: file.storage });
   }
 
   /** `<id>.part` as it stands: its size, and the number of the part its bytes will begin (when we wrote it). */
@@ -507,10 +511,10 @@ export async function createS3Storage(options: S3StorageOptions): Promise<Upload
   return {
     kind: 's3',
     datastore: store,
-    getUpload: (id) => store.getUpload(id).catch(toHttpError),
+    getUpload: (id) => store.storedUpload(id).catch(toHttpError),
 
     async read(id: string, range?: ByteRange): Promise<Readable> {
-      await store.getUpload(id).catch(toHttpError);
+      await store.storedUpload(id).catch(toHttpError);
       return store.readRange(id, range).catch(toHttpError);
     },
 

@@ -100,17 +100,39 @@ export function storageContract(kind: string, make: () => Promise<StorageHarness
       }
     });
 
-    it('a finished upload keeps no creation date, so it never expires; an unfinished one does', async () => {
+    it('a finished upload keeps its creation date; @tus/server (the datastore) never sees it, so it never expires', async () => {
       const id = newId();
       await create(id, 10);
       await write(id, Buffer.from('hello'), 0);
-      expect((await storage.getUpload(id)).creation_date).toBeTruthy();
+      const created = (await storage.getUpload(id)).creation_date;
+      expect(created).toBeTruthy();
+      expect((await storage.datastore.getUpload(id)).creation_date).toBe(created);
       await write(id, Buffer.from('world'), 5);
       const finished = await storage.getUpload(id);
       expect(finished).toMatchObject({ offset: 10, size: 10 });
-      expect(finished.creation_date).toBeUndefined();
+      // Hooks and processing report it (createdAt); it is the date of creation, not of the read.
+      expect(finished.creation_date).toBe(created);
+      expect((await storage.getUpload(id)).creation_date).toBe(created);
+      // @tus/server compares every upload's creation date with the expiry: finished ones must not have one.
       expect((await storage.datastore.getUpload(id)).creation_date).toBeUndefined();
       expect((await buffer(await storage.read(id))).toString()).toBe('helloworld');
+    });
+
+    it('uploads finished at creation (0 bytes) or after a deferred length keep their creation date', async () => {
+      const empty = newId();
+      await create(empty, 0);
+      const emptyCreated = (await storage.getUpload(empty)).creation_date;
+      expect(emptyCreated).toBeTruthy();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      expect((await storage.getUpload(empty)).creation_date).toBe(emptyCreated);
+
+      const deferred = newId();
+      await create(deferred, undefined);
+      const created = (await storage.getUpload(deferred)).creation_date;
+      await write(deferred, Buffer.from('ab'), 0);
+      await storage.datastore.declareUploadLength(deferred, 4);
+      await write(deferred, Buffer.from('cd'), 2);
+      expect(await storage.getUpload(deferred)).toMatchObject({ offset: 4, size: 4, creation_date: created });
     });
 
     it('deferred length: bytes first, length declared later, then finished', async () => {
