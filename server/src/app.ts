@@ -1,4 +1,3 @@
-import type { Locker } from '@tus/utils';
 import { Hono } from 'hono';
 import type { Config } from './config.js';
 import { HttpError, internalError, isServiceUnavailable, serviceUnavailable } from './errors.js';
@@ -22,12 +21,15 @@ import { createExpirySweeper, type ExpirySweeper } from './tus/expiry-sweeper.js
 import { uploadLifecycle } from './tus/upload-lifecycle.js';
 import { isValidUploadId } from './tus/upload-id.js';
 import { createTusServer } from './tus/tus-server.js';
+import { createMemoryLocker } from './uploads/memory-locker.js';
+import { createUploadCore } from './uploads/upload-core.js';
+import type { UploadLocker } from './uploads/upload-locker.js';
 import { tusRoutes } from './tus/tus-routes.js';
 
 export type AppDeps = Readonly<{
   storage: UploadStorage;
   logger: Logger;
-  locker?: Locker;
+  locker?: UploadLocker;
   /** Hooks for programs that embed the server; HOOKS_URL works alongside them. */
   hooks?: HookHandlers;
   /** Replaces the standard processors (size, sha256, type). */
@@ -55,24 +57,15 @@ export type UploadServerApp = Readonly<{
 export function createApp(config: Config, deps: AppDeps): UploadServerApp {
   const { storage, logger } = deps;
   const lifecycle = new ServerLifecycle();
-  const state = deps.state ?? createProcessingState(config, logger);
+  const state = deps.state ?? createProcessingState(config, logger, storage);
   const hooks = createHookDispatcher({
     handlers: deps.hooks ?? {},
     http: config.hooks.http,
     blockingTimeoutMs: config.hooks.timeoutMs,
     queue: state.queue,
     logger,
-    async onStopUpload(uploadId) {
-      await state.statuses.update(uploadId, (current) => ({
-        id: uploadId,
-        processors: current?.processors ?? {},
-        state: 'rejected',
-        error: 'stopped by the post-receive hook',
-        stopped: true,
-        updatedAt: new Date().toISOString(),
-      }));
-      lifecycle.stopUpload(uploadId);
-    },
+    // The core is built below, on this dispatcher; stop requests come only once requests flow.
+    onStopUpload: (uploadId) => core.stop(uploadId),
   });
   const processing = createProcessing({
     storage,
@@ -83,8 +76,10 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
     logger,
     deleteRejected: config.processing.deleteRejected,
   });
-  const events = uploadLifecycle({ config, storage, hooks, processing, statuses: state.statuses, logger });
-  const { tus, locker } = createTusServer({ config, storage, logger, locker: deps.locker, callbacks: events.options });
+  const locker = deps.locker ?? createMemoryLocker();
+  const core = createUploadCore({ config, storage, locker, hooks, processing, statuses: state.statuses, lifecycle, logger });
+  const events = uploadLifecycle(core);
+  const { tus } = createTusServer({ config, storage, logger, locker, callbacks: events.options });
   events.listen(tus);
   const sweeper = createExpirySweeper({
     storage,
@@ -100,10 +95,10 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
   app.use(requestLog(logger));
   app.route('/', healthRoutes({ storage, services: deps.services, lifecycle, logger }));
   app.use(rejectWhileDraining(lifecycle));
-  app.route('/', statusRoutes({ storage, statuses: state.statuses, tusPath: config.tus.path, cors: config.cors, isValidId: isValidUploadId, authenticate }));
+  app.route('/', statusRoutes({ stateOf: core.stateOf, statuses: state.statuses, tusPath: config.tus.path, cors: config.cors, isValidId: isValidUploadId, authenticate }));
   // Exact GET routes (`/`, `/demo/<asset>`): ahead of the tus routes so TUS_PATH=/demo cannot hide the page.
   app.route('/', demoPageRoutes({ tusPath: config.tus.path }));
-  app.route('/', tusRoutes({ config, tus, storage, lifecycle, hooks, processing, logger, authenticate }));
+  app.route('/', tusRoutes({ config, tus, core, storage, lifecycle, authenticate }));
 
   app.notFound(() => errorResponse(new HttpError('ERR_NOT_FOUND', 'no such resource')));
   app.onError((error, c) => {

@@ -1,7 +1,7 @@
 import type { Config } from '../config.js';
 
 /** Headers a browser script may read: the tus ones, and what downloads and errors carry. */
-const EXPOSED_HEADERS = [
+export const EXPOSED_HEADER_NAMES = [
   'Location',
   'Upload-Offset',
   'Upload-Length',
@@ -19,19 +19,26 @@ const EXPOSED_HEADERS = [
   'Accept-Ranges',
   'Retry-After',
   'Link',
-].join(', ');
+] as const;
+const EXPOSED_HEADERS = EXPOSED_HEADER_NAMES.join(', ');
+
+const ANY_ORIGIN: Readonly<Record<string, string>> = Object.freeze({ 'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': EXPOSED_HEADERS });
+const NO_ORIGIN: Readonly<Record<string, string>> = Object.freeze({ Vary: 'Origin' });
+/** One frozen answer per allowed origin, made once: the request path allocates none. */
+const perOrigin = new WeakMap<readonly string[], Map<string, Readonly<Record<string, string>>>>();
 
 /**
  * CORS headers for the responses we write ourselves (errors before @tus/server runs,
- * downloads). Without them a browser reports a rejected upload as a network error and
- * the user never sees why.
+ * HEAD, downloads). Without them a browser reports a rejected upload as a network error
+ * and the user never sees why. The result is shared and frozen: spread it, never mutate it.
  */
-export function corsHeaders(cors: Config['cors'], origin: string | undefined | null): Record<string, string> {
-  if (cors.origins === '*') {
-    return { 'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': EXPOSED_HEADERS };
+export function corsHeaders(cors: Config['cors'], origin: string | undefined | null): Readonly<Record<string, string>> {
+  if (cors.origins === '*') return ANY_ORIGIN;
+  if (!origin || !cors.origins.includes(origin)) return NO_ORIGIN;
+  let answers = perOrigin.get(cors.origins);
+  if (!answers) {
+    answers = new Map(cors.origins.map((allowed) => [allowed, Object.freeze({ 'Access-Control-Allow-Origin': allowed, 'Access-Control-Expose-Headers': EXPOSED_HEADERS, Vary: 'Origin' })]));
+    perOrigin.set(cors.origins, answers);
   }
-  if (origin && cors.origins.includes(origin)) {
-    return { 'Access-Control-Allow-Origin': origin, 'Access-Control-Expose-Headers': EXPOSED_HEADERS, Vary: 'Origin' };
-  }
-  return { Vary: 'Origin' };
+  return answers.get(origin) ?? NO_ORIGIN;
 }

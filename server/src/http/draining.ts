@@ -3,6 +3,7 @@ import { HttpError } from '../errors.js';
 import type { AppEnv } from './app-env.js';
 import { errorResponse } from './error-response.js';
 import type { ServerLifecycle } from './lifecycle.js';
+import { TUS_VERSION } from '../tus/protocol-guard.js';
 
 /** While shutting down, new requests get 503 and a hint to retry (tus clients do). */
 export function rejectWhileDraining(lifecycle: ServerLifecycle): MiddlewareHandler<AppEnv> {
@@ -11,7 +12,7 @@ export function rejectWhileDraining(lifecycle: ServerLifecycle): MiddlewareHandl
     return errorResponse(new HttpError('ERR_SERVER_SHUTTING_DOWN', 'the server is shutting down; retry in a few seconds'), {
       'Retry-After': '5',
       Connection: 'close',
-      'Tus-Resumable': '1.0.0',
+      'Tus-Resumable': TUS_VERSION,
     });
   };
 }

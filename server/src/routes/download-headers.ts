@@ -32,7 +32,7 @@ const INLINE_SAFE_TYPES = new Set([
 ]);
 
 /** Content-Type and Content-Disposition for a finished upload, from its metadata. */
-export function downloadHeaders(metadata: Record<string, string | null> | undefined): { 'Content-Type': string; 'Content-Disposition': string } {
+export function downloadHeaders(metadata: Readonly<Record<string, string | null>> | undefined): { 'Content-Type': string; 'Content-Disposition': string } {
   const declared = metadata?.filetype ? essence(metadata.filetype) : undefined;
   const inline = declared !== undefined && INLINE_SAFE_TYPES.has(declared);
   const filename = metadata?.filename ? sanitizeFilename(metadata.filename) : undefined;

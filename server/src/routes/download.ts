@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import rangeParser from 'range-parser';
 import { HttpError } from '../errors.js';
 import type { ByteRange, UploadStorage } from '../storage/index.js';
+import { isFinished, type UploadState } from '../uploads/upload-state.js';
 import { downloadHeaders } from './download-headers.js';
 
 /** Picks the byte range to send: the single range asked for, or the whole file. */
@@ -22,20 +23,12 @@ function chooseRange(rangeHeader: string | null, ifRange: string | null, etag: s
 
 /**
  * GET on an upload URL: the finished file, with Range support. Unfinished uploads are
- * not served, so nobody mistakes a partial video for the real one.
+ * not served, so nobody mistakes a partial video for the real one. The upload's state
+ * comes from the core (which answers 404/410 for unknown and expired ones).
  */
-export async function serveDownload(
-  storage: UploadStorage,
-  id: string,
-  request: Request,
-  cors: Record<string, string>,
-  uploadExpiryMs: number,
-): Promise<Response> {
-  const upload = await storage.getUpload(id);
-  const size = upload.size;
-  if (size === undefined || upload.offset !== size) {
-    const expired = uploadExpiryMs > 0 && upload.creation_date && Date.now() > new Date(upload.creation_date).getTime() + uploadExpiryMs;
-    if (expired) throw new HttpError('ERR_UPLOAD_GONE', 'the upload expired before it was finished');
+export async function serveDownload(storage: UploadStorage, upload: UploadState, request: Request, cors: Readonly<Record<string, string>>): Promise<Response> {
+  const { id, length: size } = upload;
+  if (size === undefined || !isFinished(upload)) {
     const total = size === undefined ? 'an unknown total' : `${size}`;
     throw new HttpError('ERR_UPLOAD_NOT_FINISHED', `the upload is not finished (${upload.offset} of ${total} bytes received)`);
   }

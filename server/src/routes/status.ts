@@ -5,13 +5,13 @@ import type { Config } from '../config.js';
 import type { AppEnv } from '../http/app-env.js';
 import type { Authenticator } from '../http/auth.js';
 import { corsHeaders } from '../http/cors.js';
-import type { StatusRecord, StatusStore, UploadState } from '../processing/status-store.js';
-import type { UploadStorage } from '../storage/index.js';
+import type { StatusRecord, StatusStore, UploadState as StatusState } from '../processing/status-store.js';
+import { isFinished, type UploadState } from '../uploads/upload-state.js';
 import { plainMetadata } from '../upload-metadata.js';
 
 export type UploadStatus = Readonly<{
   id: string;
-  state: UploadState;
+  state: StatusState;
   offset: number | null;
   length: number | null;
   metadata: Record<string, string>;
@@ -22,7 +22,7 @@ export type UploadStatus = Readonly<{
   updatedAt: string | null;
 }>;
 
-const TERMINAL: readonly UploadState[] = ['done', 'failed', 'rejected'];
+const TERMINAL: readonly StatusState[] = ['done', 'failed', 'rejected'];
 const SSE_POLL_MS = 1000;
 const SSE_MAX_MS = 60 * 60_000;
 
@@ -35,7 +35,8 @@ export const statusPath = (id: string) => `/uploads/${id}`;
  * settles. Clients poll the first or listen to the second after their last PATCH.
  */
 export type StatusRoutesDeps = Readonly<{
-  storage: UploadStorage;
+  /** The upload's state from the core (404/410 as HttpError). */
+  stateOf(id: string): Promise<UploadState>;
   statuses: StatusStore;
   tusPath: string;
   cors: Config['cors'];
@@ -44,11 +45,11 @@ export type StatusRoutesDeps = Readonly<{
   authenticate?: Authenticator;
 }>;
 
-export function statusRoutes({ storage, statuses, tusPath, cors, isValidId, authenticate }: StatusRoutesDeps) {
+export function statusRoutes({ stateOf, statuses, tusPath, cors, isValidId, authenticate }: StatusRoutesDeps) {
   async function describe(id: string): Promise<UploadStatus> {
     if (!isValidId(id)) throw new HttpError('ERR_UPLOAD_NOT_FOUND', 'upload not found');
     const [upload, record] = await Promise.all([
-      storage.getUpload(id).catch((error: unknown) => {
+      stateOf(id).catch((error: unknown) => {
         if (error instanceof HttpError && error.code === 'ERR_UPLOAD_NOT_FOUND') return undefined;
         throw error;
       }),
@@ -56,13 +57,12 @@ export function statusRoutes({ storage, statuses, tusPath, cors, isValidId, auth
     ]);
     // A rejected upload may have been deleted; its status record still answers.
     if (!upload && !record) throw new HttpError('ERR_UPLOAD_NOT_FOUND', 'upload not found');
-    const finished = upload !== undefined && upload.size !== undefined && upload.offset === upload.size;
-    const state: UploadState = record?.state ?? (finished ? 'processing' : 'uploading');
+    const state: StatusState = record?.state ?? (upload && isFinished(upload) ? 'processing' : 'uploading');
     return {
       id,
       state,
       offset: upload?.offset ?? null,
-      length: upload?.size ?? null,
+      length: upload?.length ?? null,
       metadata: plainMetadata(upload?.metadata),
       processors: record?.processors ?? {},
       error: record?.error ?? null,

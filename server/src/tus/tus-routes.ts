@@ -3,34 +3,32 @@ import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import type { Server } from '@tus/server';
 import { Hono, type Context } from 'hono';
 import type { Config } from '../config.js';
-import { HttpError } from '../errors.js';
+import { HttpError, isServiceUnavailable, serviceUnavailable } from '../errors.js';
 import type { AppEnv } from '../http/app-env.js';
 import type { Authenticator } from '../http/auth.js';
 import { corsHeaders } from '../http/cors.js';
 import { errorResponse } from '../http/error-response.js';
 import type { ServerLifecycle } from '../http/lifecycle.js';
 import { serveDownload } from '../routes/download.js';
-import type { HookDispatcher } from '../hooks/hook-dispatcher.js';
-import type { Logger } from '../logger.js';
-import type { Processing } from '../processing/processing-service.js';
-import { statusPath } from '../routes/status.js';
 import type { UploadStorage } from '../storage/index.js';
+import type { UploadCore } from '../uploads/upload-core.js';
+import { offsetResponse } from './offset-response.js';
 import { checkTusRequest, effectiveMethod, isOffsetStream, TUS_VERSION, type TusTarget } from './protocol-guard.js';
 import { UploadBody } from './upload-body.js';
 import { uploadIdFromSegment } from './upload-id.js';
-import { REMOTE_ADDRESS_HEADER } from './upload-lifecycle.js';
+import { createdUploadId, rememberRemoteAddress } from './upload-lifecycle.js';
 
 export type TusRoutesDeps = Readonly<{
   config: Config;
   tus: Server;
+  core: UploadCore;
   storage: UploadStorage;
   lifecycle: ServerLifecycle;
-  hooks: HookDispatcher;
-  processing: Processing;
-  logger: Logger;
   /** Set when requests need a bearer token. */
   authenticate?: Authenticator;
 }>;
+
+const OFFSET_STREAM = 'application/offset+octet-stream';
 
 /** PATCH always carries upload bytes; POST only with creation-with-upload. */
 function carriesUploadBytes(method: string, headers: Headers): boolean {
@@ -46,11 +44,26 @@ function bodySource(c: Context<AppEnv>): Readable {
 }
 
 /**
- * The tus endpoint: `${path}` (and `${path}/`) creates, `${path}/<id>` is an upload.
- * Kept as plain Hono routes (no app.mount, which strips the prefix and breaks upload
- * URLs; no bodyLimit or cors middleware, which buffer bodies or fight @tus/server's CORS).
+ * The request @tus/server sees: the client's, unless its method is overridden or its body
+ * is ours to feed (UploadBody); then a copy with only those differences.
  */
-export function tusRoutes({ config, tus, storage, lifecycle, hooks, processing, logger, authenticate }: TusRoutesDeps): Hono<AppEnv> {
+function engineRequest(raw: Request, method: string, body: UploadBody | undefined): Request {
+  const overridden = raw.headers.has('x-http-method-override');
+  if (!body && !overridden) return raw;
+  const headers = new Headers(raw.headers);
+  if (overridden) headers.delete('x-http-method-override');
+  // The guard accepts media type parameters; @tus/server compares the whole header.
+  if (body && headers.get('content-type') !== OFFSET_STREAM) headers.set('content-type', OFFSET_STREAM);
+  return new Request(raw.url, { method, headers, body: body?.stream ?? null, duplex: 'half' } as RequestInit);
+}
+
+/**
+ * The tus 1.0 front-end: `${path}` (and `${path}/`) creates, `${path}/<id>` is an upload.
+ * It translates HTTP only: the rules live in the upload core, the byte handling in
+ * @tus/server. Kept as plain Hono routes (no app.mount, which strips the prefix and breaks
+ * upload URLs; no bodyLimit or cors middleware, which buffer bodies or fight @tus/server's CORS).
+ */
+export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate }: TusRoutesDeps): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
 
   async function handle(c: Context<AppEnv>, target: TusTarget): Promise<Response> {
@@ -75,9 +88,19 @@ export function tusRoutes({ config, tus, storage, lifecycle, hooks, processing, 
       // every request and response except for OPTIONS requests" (tusd sends it on GET too).
       const plain = { ...cors, 'Tus-Resumable': TUS_VERSION };
       try {
-        return await serveDownload(storage, target.id, raw, plain, config.tus.uploadExpiryMs);
+        return await serveDownload(storage, await core.stateOf(target.id), raw, plain);
       } catch (error) {
         if (error instanceof HttpError) return errorResponse(error, plain);
+        throw error;
+      }
+    }
+
+    if (method === 'HEAD' && target.kind === 'upload') {
+      try {
+        return offsetResponse(await core.currentState(target.id, raw.signal), cors);
+      } catch (error) {
+        if (error instanceof HttpError) return fail(error);
+        if (isServiceUnavailable(error)) return fail(serviceUnavailable());
         throw error;
       }
     }
@@ -85,16 +108,9 @@ export function tusRoutes({ config, tus, storage, lifecycle, hooks, processing, 
     const body = carriesUploadBytes(method, raw.headers) ? new UploadBody(bodySource(c), config.server.idleTimeoutMs) : undefined;
     const untrack = body ? lifecycle.track(body, target.kind === 'upload' ? target.id : undefined) : undefined;
     let response: Response;
+    const request = engineRequest(raw, method, body);
+    rememberRemoteAddress(request, c.env?.incoming?.socket?.remoteAddress);
     try {
-      const headers = new Headers(raw.headers);
-      headers.delete('x-http-method-override');
-      headers.delete(REMOTE_ADDRESS_HEADER);
-      const remoteAddress = c.env?.incoming?.socket?.remoteAddress;
-      if (remoteAddress) headers.set(REMOTE_ADDRESS_HEADER, remoteAddress);
-      // The guard accepts media type parameters; @tus/server compares the whole header.
-      if (body) headers.set('content-type', 'application/offset+octet-stream');
-      // @tus/server only reads the method, URL, headers and body of the request.
-      const request = new Request(raw.url, { method, headers, body: body?.stream ?? null, duplex: 'half' } as RequestInit);
       response = await tus.handleWeb(request);
       // @tus/server's own header validation answers `Invalid <names>` outside onResponseError.
       const invalid = response.status === 400 ? /^Invalid ([a-z0-9 -]+)\n$/.exec(await response.clone().text()) : null;
@@ -106,34 +122,13 @@ export function tusRoutes({ config, tus, storage, lifecycle, hooks, processing, 
     }
 
     if (body) c.set('bytesIn', body.bytesReceived);
-    if (method === 'POST') {
-      const id = response.headers.get('location')?.split('/').pop();
-      if (id) {
-        c.set('uploadId', id);
-        // post-create (and post-finish) are queued durably before the client hears of the upload.
-        await hooks.flush(id);
-      }
-    }
-    // Likewise post-terminate: queued durably before the client hears the DELETE succeeded.
-    if (method === 'DELETE' && target.kind === 'upload') await hooks.flush(target.id);
+    const created = method === 'POST' ? createdUploadId(request) : undefined;
+    if (created) c.set('uploadId', created);
+    // post-create (and post-finish, post-terminate) are queued durably before the client hears of it.
+    const touched = created ?? (target.kind === 'upload' && method === 'DELETE' ? target.id : undefined);
+    if (touched) await core.flushed(touched);
     if (body?.cutReason === 'stopped') {
       response = fail(new HttpError('ERR_UPLOAD_STOPPED', 'this upload was stopped by the server and takes no more bytes'));
-    }
-    if (method === 'HEAD') {
-      // "The Server MUST prevent the client and/or proxies from caching the response by
-      // adding the Cache-Control: no-store header to the response."
-      response.headers.set('Cache-Control', 'no-store');
-      // @tus/server writes `Upload-Metadata: ` (empty) for an upload created without metadata,
-      // but the header "MUST consist of one or more comma-separated key-value pairs" and is
-      // only due "if an upload contains additional metadata": omit it, as tusd does.
-      if (response.headers.get('upload-metadata')?.trim() === '') response.headers.delete('Upload-Metadata');
-      const offset = response.headers.get('upload-offset');
-      if (response.status === 200 && target.kind === 'upload' && offset !== null && offset === response.headers.get('upload-length')) {
-        // A client that saw its finishing PATCH fail learns here that the upload is complete;
-        // make sure its processing is queued (idempotent) before saying so.
-        await processing.ensure(target.id).catch((error: unknown) => logger.error({ err: error, uploadId: target.id }, 'could not queue processing'));
-        response.headers.set('Link', `<${statusPath(target.id)}>; rel="status"`);
-      }
     }
     // A body we cut short may still be arriving: tell the client this connection is done.
     if (body?.cutReason) response.headers.set('Connection', 'close');

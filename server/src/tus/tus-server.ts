@@ -2,6 +2,7 @@ import { MemoryLocker, Server, type ServerOptions } from '@tus/server';
 import type { Locker } from '@tus/utils';
 import type { Config } from '../config.js';
 import { internalError } from '../errors.js';
+import { EXPOSED_HEADER_NAMES } from '../http/cors.js';
 import type { Logger } from '../logger.js';
 import type { UploadStorage } from '../storage/index.js';
 import { translateTusError } from './error-mapping.js';
@@ -22,8 +23,9 @@ export function createTusServer({ config, storage, logger, locker = new MemoryLo
     maxSize: config.tus.maxUploadSize,
     respectForwardedHeaders: config.server.trustProxy,
     allowedOrigins: config.cors.origins === '*' ? undefined : [...config.cors.origins],
-    // @tus/server's own list lacks Upload-Expires, which a browser client needs to read (expiration).
-    exposedHeaders: ['Upload-Expires', 'Content-Disposition', 'Content-Range', 'Retry-After', 'Link'],
+    // @tus/server's own list lacks Upload-Expires, which a browser client needs to read (expiration):
+    // the same list as the answers we write ourselves.
+    exposedHeaders: [...EXPOSED_HEADER_NAMES],
     // Every error leaves as `ERR_CODE: message`; unknown ones are logged and never leak.
     // Without a Host header (HTTP/1.0) an absolute URL would read http://null/...: answer a
     // relative Location instead, which RFC 9110 allows.

@@ -1,0 +1,163 @@
+import type { Config } from '../config.js';
+import { HttpError } from '../errors.js';
+import { applyCreationRules } from '../hooks/creation-rules.js';
+import type { HookDispatcher } from '../hooks/hook-dispatcher.js';
+import type { HookRequest, HookUpload } from '../hooks/types.js';
+import type { ServerLifecycle } from '../http/lifecycle.js';
+import type { Logger } from '../logger.js';
+import type { Processing } from '../processing/processing-service.js';
+import type { StatusStore } from '../processing/status-store.js';
+import type { UploadStorage } from '../storage/index.js';
+import { markRejected } from './rejection.js';
+import type { UploadLocker } from './upload-locker.js';
+import { hookUploadOf, isExpired, isFinished, uploadStateOf, type UploadState } from './upload-state.js';
+
+export type UploadCoreDeps = Readonly<{
+  config: Config;
+  storage: UploadStorage;
+  locker: UploadLocker;
+  hooks: HookDispatcher;
+  processing: Processing;
+  statuses: StatusStore;
+  lifecycle: ServerLifecycle;
+  logger: Logger;
+}>;
+
+/** What the finish path decided: the front-end answers with it. */
+export type FinishOutcome = Readonly<{ rejected?: HttpError; failure?: unknown }>;
+
+/** How many ids `ensureProcessed` remembers as already queued in this process. */
+const ENSURED_MEMORY = 10_000;
+
+export const uploadGone = () => new HttpError('ERR_UPLOAD_GONE', 'the upload expired and its data was removed; start a new upload');
+const uploadStopped = () => new HttpError('ERR_UPLOAD_STOPPED', 'this upload was stopped by the server and takes no more bytes');
+
+/**
+ * The protocol-neutral upload core: every rule about an upload lives here once (finished,
+ * expired, creation rules, the stop flag, hooks, processing), and the protocol front-ends
+ * (tus 1.0 on @tus/server today) only translate HTTP into these calls and back.
+ * Inputs and outputs are plain data: an UploadState, a HookRequest, never a Request.
+ */
+export function createUploadCore({ config, storage, locker, hooks, processing, statuses, lifecycle, logger }: UploadCoreDeps) {
+  const expiryMs = config.tus.uploadExpiryMs;
+  /** Ids whose processing this process already queued: a HEAD poll on a finished upload costs no queue write. */
+  const ensured = new Set<string>();
+
+  /** Queues processing of a finished upload, once (the queue is idempotent by id; this spares it the round trip). */
+  async function ensureProcessed(id: string): Promise<void> {
+    if (ensured.has(id)) return;
+    await processing.ensure(id);
+    if (ensured.size >= ENSURED_MEMORY) ensured.delete(ensured.values().next().value as string);
+    ensured.add(id);
+  }
+
+  /** The stored state; 404 for an unknown id, 410 for one that expired (swept or not yet). */
+  async function stateOf(id: string): Promise<UploadState> {
+    const state = uploadStateOf(await storage.getUpload(id));
+    if (isExpired(state, expiryMs)) throw uploadGone();
+    return state;
+  }
+
+  /**
+   * Offset retrieval (tus HEAD). A request that is still writing holds the upload's lock:
+   * it is asked to let go, so the answer includes every byte it received, but the lock is
+   * never taken, so any number of readers answer together.
+   */
+  async function currentState(id: string, signal?: AbortSignal): Promise<UploadState> {
+    await locker.waitUntilFree(id, signal);
+    const state = await stateOf(id);
+    // A client that saw its finishing request fail learns here that the upload is complete;
+    // make sure its processing is queued (idempotent) before saying so.
+    if (isFinished(state)) {
+      await ensureProcessed(id).catch((error: unknown) => logger.error({ err: error, uploadId: id }, 'could not queue processing'));
+    }
+    return state;
+  }
+
+  /** Creation: the configured rules, then the pre-create hook. Returns the metadata to store. */
+  async function beforeCreate(upload: UploadState, request: HookRequest): Promise<Record<string, string>> {
+    const info = hookUploadOf(upload);
+    const metadata = applyCreationRules(config.validation, info.metadata);
+    const result = await hooks.runBlocking('pre-create', { type: 'pre-create', upload: { ...info, metadata }, request });
+    return { ...(result.metadata ?? metadata) };
+  }
+
+  function notify(type: 'post-create' | 'post-receive', upload: UploadState, request: HookRequest | null, key: string): void {
+    hooks
+      .notify(type, { type, upload: hookUploadOf(upload), request }, key)
+      .catch((error: unknown) => logger.error({ err: error, uploadId: upload.id }, `could not queue ${type}`));
+  }
+
+  /** post-create, queued durably (the front-end flushes it before the client hears of the upload). */
+  function created(upload: UploadState, request: HookRequest): void {
+    notify('post-create', upload, request, `post-create:${upload.id}`);
+  }
+
+  /** post-receive, rate-limited by the front-end's engine. */
+  function received(upload: UploadState): void {
+    if (hooks.hasTargets('post-receive')) notify('post-receive', upload, null, `post-receive:${upload.id}:${upload.offset}`);
+  }
+
+  /** Before bytes are appended: an expired or stopped upload takes none. */
+  async function beforeWrite(id: string): Promise<void> {
+    const status = await statuses.get(id);
+    if (status?.stopped) throw uploadStopped();
+  }
+
+  /**
+   * The last byte is stored: pre-finish, then processing and post-finish queued durably
+   * before the client hears back, so whatever the client or a hook does next, processing
+   * happens (the queue runs it once, whoever enqueues it).
+   */
+  async function finished(upload: UploadState, request: HookRequest): Promise<FinishOutcome> {
+    const info = hookUploadOf(upload);
+    let failure: unknown;
+    let rejected: HttpError | undefined;
+    try {
+      await hooks.runBlocking('pre-finish', { type: 'pre-finish', upload: info, request });
+    } catch (error) {
+      if (error instanceof HttpError && error.status < 500) rejected = error;
+      else failure = error;
+    }
+    if (rejected) await markRejected(statuses, upload.id, `rejected by the pre-finish hook: ${rejected.message}`);
+    await ensureProcessed(upload.id);
+    await hooks.notify('post-finish', { type: 'post-finish', upload: info, request }, `post-finish:${upload.id}`);
+    return { rejected, failure };
+  }
+
+  /** Termination, before the store removes anything: the pre-terminate hook may veto it. */
+  async function beforeTerminate(id: string, request: HookRequest): Promise<HookUpload | undefined> {
+    let upload: UploadState;
+    try {
+      upload = await stateOf(id);
+    } catch {
+      return undefined; // the front-end answers 404/410 itself
+    }
+    const info = hookUploadOf(upload);
+    await hooks.runBlocking('pre-terminate', { type: 'pre-terminate', upload: info, request });
+    return info;
+  }
+
+  /** Termination done: the status record goes, post-terminate is queued. */
+  function terminated(id: string, upload: HookUpload | undefined, request: HookRequest): void {
+    ensured.delete(id);
+    const info = upload ?? { id, size: null, offset: 0, metadata: {}, createdAt: null };
+    statuses.delete(id).catch((error: unknown) => logger.warn({ err: error, uploadId: id }, 'could not delete a status record'));
+    hooks
+      .notify('post-terminate', { type: 'post-terminate', upload: info, request }, `post-terminate:${id}`)
+      .catch((error: unknown) => logger.error({ err: error, uploadId: id }, 'could not queue post-terminate'));
+  }
+
+  /** A post-receive hook asked to stop the upload: record it, and end the bodies flowing in. */
+  async function stop(id: string): Promise<void> {
+    await markRejected(statuses, id, 'stopped by the post-receive hook', { stopped: true });
+    lifecycle.stopUpload(id);
+  }
+
+  /** Waits until the notifications an upload's request queued are durable. */
+  const flushed = (id: string) => hooks.flush(id);
+
+  return { currentState, stateOf, beforeCreate, created, received, beforeWrite, finished, beforeTerminate, terminated, stop, ensureProcessed, flushed, expiryMs };
+}
+
+export type UploadCore = ReturnType<typeof createUploadCore>;

@@ -1,0 +1,61 @@
+import type { Upload } from '@tus/utils';
+import type { HookUpload } from '../hooks/types.js';
+import { plainMetadata } from '../upload-metadata.js';
+
+/**
+ * An upload as every protocol sees it: what the core decides on, whichever front-end
+ * (tus 1.0 today) created it and whichever store keeps it.
+ */
+export type UploadState = Readonly<{
+  id: string;
+  /** Total length in bytes; undefined while deferred ("Upload-Defer-Length: 1"). */
+  length: number | undefined;
+  /** Bytes stored so far. */
+  offset: number;
+  /** Metadata as the client sent it (values decoded from base64; null for a key without value). */
+  metadata: Readonly<Record<string, string | null>>;
+  /** When the upload was created (ISO 8601), when the store knows it. */
+  createdAt: string | null;
+}>;
+
+/** The core's view of a store's @tus/utils Upload. */
+export function uploadStateOf(upload: Pick<Upload, 'id' | 'size' | 'offset' | 'metadata' | 'creation_date'>): UploadState {
+  return {
+    id: upload.id,
+    length: upload.size,
+    offset: upload.offset,
+    metadata: upload.metadata ?? {},
+    createdAt: upload.creation_date ?? null,
+  };
+}
+
+/**
+ * "finished": every byte of a known length is stored. tus 1.0: the upload is complete when
+ * "the Upload-Offset header's value [is] equal to the Upload-Length"; a deferred length is
+ * never finished.
+ */
+export function isFinished(upload: Pick<UploadState, 'length' | 'offset'>): boolean {
+  return upload.length !== undefined && upload.offset === upload.length;
+}
+
+/**
+ * When an unfinished upload expires (tus expiration extension: "the Server MAY remove
+ * unfinished uploads once they expire"); undefined when it never does: finished uploads,
+ * expiry switched off (0), or a creation date the store does not know.
+ */
+export function expiresAt(upload: Pick<UploadState, 'length' | 'offset' | 'createdAt'>, expiryMs: number): Date | undefined {
+  if (expiryMs <= 0 || isFinished(upload) || !upload.createdAt) return undefined;
+  const created = Date.parse(upload.createdAt);
+  return Number.isNaN(created) ? undefined : new Date(created + expiryMs);
+}
+
+/** "expired": unfinished and past its expiry at `now`. */
+export function isExpired(upload: Pick<UploadState, 'length' | 'offset' | 'createdAt'>, expiryMs: number, now = Date.now()): boolean {
+  const at = expiresAt(upload, expiryMs);
+  return at !== undefined && now > at.getTime();
+}
+
+/** The upload as hooks and processing payloads carry it: plain JSON. */
+export function hookUploadOf(upload: UploadState): HookUpload {
+  return { id: upload.id, size: upload.length ?? null, offset: upload.offset, metadata: plainMetadata(upload.metadata), createdAt: upload.createdAt };
+}
