@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { createFileJobQueue } from './file-job-queue.js';
 import { createFileStatusStore } from './file-status-store.js';
+import { createRecordStatusStore } from './record-status-store.js';
 import type { JobKind, JobQueue, RetryPolicy } from './job-queue.js';
 import { detectType } from './processors/detect-type.js';
 import { sha256 } from './processors/sha256.js';
@@ -25,13 +26,17 @@ export function queueSettings(config: Config): Readonly<{ policies: Record<JobKi
 }
 
 /**
- * The durable queue and status records, embedded: files in the storage directory, so a
- * single instance needs no service. Several instances share Redis's instead (server/src/redis).
+ * The durable queue and status records, embedded, so a single instance needs no service
+ * (several instances share Redis's instead, server/src/redis). The queue is in the storage
+ * directory. The status records live with the uploads: in the storage directory for file
+ * storage, beside the uploads in the bucket for S3 (`storage.records`), so an instance
+ * started with an empty STORAGE_DIR still knows what was processed.
  */
-export function createProcessingState(config: Config, logger: Logger): ProcessingState {
+export function createProcessingState(config: Config, logger: Logger, storage?: Pick<UploadStorage, 'records'>): ProcessingState {
   const base = config.storage.directory;
   const queue = createFileJobQueue({ directory: path.join(base, '.queue'), logger, ...queueSettings(config) });
-  return { queue, statuses: createFileStatusStore(path.join(base, '.status')) };
+  const statuses = storage?.records ? createRecordStatusStore(storage.records) : createFileStatusStore(path.join(base, '.status'));
+  return { queue, statuses };
 }
 
 /** The standard processors, in order: size, sha256, real type. Add one here to extend processing. */

@@ -64,17 +64,25 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
     });
   }
 
+  /**
+   * An end state: recorded, announced (post-process), then marked settled beside the upload,
+   * in that order. A crash before the marker leaves the upload to the reconcile, which finds
+   * the record settled and finishes the announcement (the queue's key makes it once per
+   * queue); once marked, no instance, new or restarted, touches the upload again.
+   * `stored: false` when the upload's bytes are gone: a marker would outlive them.
+   */
   async function settle(
     id: string,
     upload: HookUpload,
     state: Exclude<ProcessingState, 'processing'>,
     error: string | null,
-    { mustExist = false }: { mustExist?: boolean } = {},
+    { mustExist = false, stored = true }: { mustExist?: boolean; stored?: boolean } = {},
   ): Promise<StatusRecord> {
     const change = (current: StatusRecord | undefined): StatusRecord => ({ id, processors: current?.processors ?? {}, ...current, state, error, updatedAt: now() });
     const record = await (mustExist ? updateExisting(id, change) : statuses.update(id, change));
     const results = Object.fromEntries(Object.entries(record.processors).map(([name, p]) => [name, p.ok ? p.result : { error: p.error }]));
     await hooks.notify('post-process', { type: 'post-process', upload, request: null, processing: { state, results, error } }, `post-process:${id}`);
+    if (stored) await storage.markSettled(id);
     return record;
   }
 
@@ -98,7 +106,7 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
         const left = await statuses.get(id);
         if (left?.state === 'processing' && left.error) {
           // A rejection whose bytes were deleted (DELETE_REJECTED) before a crash: finish it.
-          await settle(id, { id, size: null, offset: 0, metadata: {}, createdAt: null }, 'rejected', left.error, { mustExist: true });
+          await settle(id, { id, size: null, offset: 0, metadata: {}, createdAt: null }, 'rejected', left.error, { mustExist: true, stored: false });
           return;
         }
         // A record still "processing" was written while the upload was being terminated: drop it.
@@ -109,6 +117,12 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
       throw error;
     }
     if (!isFinished(upload)) throw new Error(`upload ${id} is not finished (${upload.offset} of ${upload.size ?? '?'} bytes)`);
+    // Settled and announced already, by this instance or the one it replaced: nothing to redo,
+    // not even a hook (a new instance's queue does not know the keys of the old one's).
+    if (await storage.isSettled(id)) {
+      logger.info({ uploadId: id }, 'upload already processed; skipped');
+      return;
+    }
     const info = hookUpload(upload);
     // The finish path queues post-finish; make sure of it here too, for uploads found by the sweep.
     await hooks.notify('post-finish', { type: 'post-finish', upload: info, request: null }, `post-finish:${id}`);
@@ -167,7 +181,7 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
         if ((error as { status_code?: number }).status_code !== 404) logger.error({ err: error, uploadId: id }, 'could not delete a rejected upload');
       });
     }
-    await settle(id, info, 'rejected', reason, { mustExist: true });
+    await settle(id, info, 'rejected', reason, { mustExist: true, stored: !deleteRejected });
   }
 
   async function dead(job: Job, error: unknown): Promise<void> {
@@ -175,18 +189,31 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
     const reason = `processing failed after ${job.attempts} attempts: ${error instanceof Error ? error.message : String(error)}`;
     const upload = await storage.getUpload(id).catch(() => undefined);
     const info = upload ? hookUpload(upload) : { id, size: null, offset: 0, metadata: {}, createdAt: null };
-    await settle(id, info, 'failed', reason);
+    await settle(id, info, 'failed', reason, { stored: upload !== undefined });
   }
 
-  /** Queues processing for every finished upload that has none: run at startup and periodically. */
+  /**
+   * Queues processing for every finished upload that has none: run at startup and periodically.
+   * It visits only uploads without a settled marker (one listing), so its cost follows the
+   * unfinished and unprocessed uploads, not every upload ever stored.
+   */
   async function reconcile(): Promise<number> {
     let queued = 0;
-    for (const id of await storage.listUploadIds()) {
+    for (const id of await storage.listUnsettled()) {
       try {
         const upload = await storage.getUpload(id);
-        if (isFinished(upload) && (await queue.status(processingKey(id))) === undefined && (await ensure(id))) {
-          logger.info({ uploadId: id }, 'finished upload without processing found; queued');
-          queued += 1;
+        if (!isFinished(upload)) continue;
+        const job = await queue.status(processingKey(id));
+        if (job === undefined) {
+          if (await ensure(id)) {
+            logger.info({ uploadId: id }, 'finished upload without processing found; queued');
+            queued += 1;
+          }
+        } else if (job !== 'pending') {
+          // Processed by this queue before settled markers existed (or the marker write failed):
+          // mark it from its record, so later sweeps skip it.
+          const status = await statuses.get(id);
+          if (status && status.state !== 'processing') await storage.markSettled(id);
         }
       } catch (error) {
         logger.warn({ err: error, uploadId: id }, 'processing sweep skipped an upload');

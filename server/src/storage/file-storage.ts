@@ -11,6 +11,8 @@ import type { ByteRange, UploadStorage } from './types.js';
 
 /** Ids of expired uploads live here as empty files so we can keep answering 410 Gone. */
 const TOMBSTONE_DIR = '.expired';
+/** Ids of uploads whose processing reached an end state, as empty files: the sweeps skip them from one listing. */
+const SETTLED_DIR = '.settled';
 
 const isComplete = (upload: Upload) => upload.size !== undefined && upload.offset === upload.size;
 
@@ -34,9 +36,17 @@ class TrackedFileStore extends FileStore {
   }
 
   tombstonePath(id: string): string {
-    const file = path.join(this.root, TOMBSTONE_DIR, id);
-    if (!isPathInsideDirectory(path.join(this.root, TOMBSTONE_DIR), file)) throw ERRORS.FILE_NOT_FOUND;
-    return file;
+    return markerPath(this.root, TOMBSTONE_DIR, id);
+  }
+
+  settledPath(id: string): string {
+    return markerPath(this.root, SETTLED_DIR, id);
+  }
+
+  /** The settled marker goes with the upload, so an id used again is processed again. */
+  override async remove(id: string): Promise<void> {
+    await super.remove(id);
+    await fsp.rm(this.settledPath(id), { force: true });
   }
 
   /** The upload as stored, creation date included; an expired id is FILE_NO_LONGER_EXISTS. */
@@ -59,6 +69,12 @@ class TrackedFileStore extends FileStore {
   }
 }
 
+function markerPath(root: string, directory: string, id: string): string {
+  const file = path.join(root, directory, id);
+  if (!isPathInsideDirectory(path.join(root, directory), file)) throw ERRORS.FILE_NOT_FOUND;
+  return file;
+}
+
 async function exists(file: string): Promise<boolean> {
   try {
     await fsp.access(file);
@@ -71,8 +87,16 @@ async function exists(file: string): Promise<boolean> {
 export async function createFileStorage(options: { directory: string; uploadExpiryMs: number }): Promise<UploadStorage> {
   const { directory } = options;
   await fsp.mkdir(path.join(directory, TOMBSTONE_DIR), { recursive: true });
+  await fsp.mkdir(path.join(directory, SETTLED_DIR), { recursive: true });
   const store = new TrackedFileStore(directory, options.uploadExpiryMs);
   const configstore = new AtomicFileKvStore(directory);
+
+  /** Two directory listings, whatever the number of uploads: no read per upload. */
+  async function listUnsettled(): Promise<string[]> {
+    const [ids, settled] = await Promise.all([configstore.list(), fsp.readdir(path.join(directory, SETTLED_DIR)).catch(() => [])]);
+    const done = new Set(settled);
+    return ids.filter((id) => !done.has(id));
+  }
 
   return {
     kind: 'file',
@@ -88,12 +112,24 @@ export async function createFileStorage(options: { directory: string; uploadExpi
 
     listUploadIds: () => configstore.list(),
 
+    listUnsettled,
+    // Telling finished from unfinished takes a read per upload here; the unsettled ones are
+    // the unfinished plus the few finished ones still being processed.
+    listUnfinished: listUnsettled,
+
+    async markSettled(id: string): Promise<void> {
+      await fsp.writeFile(store.settledPath(id), '');
+    },
+
+    isSettled: (id) => exists(store.settledPath(id)),
+
     async expire(id: string): Promise<void> {
       await fsp.writeFile(store.tombstonePath(id), '');
       await store.remove(id).catch(async (error: unknown) => {
         // The data file may already be gone (a crash between the two unlinks); drop the record too.
         if (error !== ERRORS.FILE_NOT_FOUND) throw error;
         await configstore.delete(id).catch(() => undefined);
+        await fsp.rm(store.settledPath(id), { force: true });
       });
     },
 

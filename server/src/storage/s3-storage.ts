@@ -39,6 +39,10 @@ const MAX_CONCURRENT_PART_UPLOADS = 16;
 /** Expired ids leave an empty object here (under the prefix) so they keep answering 410. */
 const TOMBSTONE_DIR = '.expired/';
 
+/** Ids whose processing reached an end state, as empty objects: the sweeps skip them from a listing. */
+const SETTLED_DIR = '.settled/';
+/** Processing records (`<id>.json`) when no Redis holds them: they outlive STORAGE_DIR with the uploads. */
+const STATUS_DIR = '.status/';
 const NOT_FOUND_CODES = new Set(['NotFound', 'NoSuchKey', 'NoSuchUpload']);
 
 /** An S3 answer that means "no such object or multipart upload" (not "no such bucket"). */
@@ -152,6 +156,14 @@ export class PrefixedS3Store extends S3Store {
   protected override partKey(id: string, isIncomplete = false): string {
     return `${this.prefix}${id}${isIncomplete ? '.part' : ''}`;
   }
+  settledKey(id: string): string {
+    return `${this.prefix}${SETTLED_DIR}${id}`;
+  }
+
+  statusKey(id: string): string {
+    return `${this.prefix}${STATUS_DIR}${id}.json`;
+  }
+
 
   /** The info object's contents, or undefined when there is none; other failures throw. */
   async metadataOf(id: string): Promise<MetadataValue | undefined> {
@@ -165,12 +177,16 @@ export class PrefixedS3Store extends S3Store {
 
   async hasTombstone(id: string): Promise<boolean> {
     try {
-      await this.client.headObject({ Bucket: this.bucket, Key: this.tombstoneKey(id) });
+      await this.client.headObject({ Bucket: this.bucket, Key: key });
       return true;
     } catch (error) {
       if (isS3NotFound(error)) return false;
       throw error;
     }
+    return this.hasObject(this.tombstoneKey(id));
+  }
+
+  async hasObject(key: string): Promise<boolean> {
   }
 
   override async create(upload: Upload): Promise<Upload> {
@@ -384,6 +400,9 @@ export class PrefixedS3Store extends S3Store {
    * Upstream changes the cached metadata object in place and saves the info object, which
    * keeps a memory cache right; a shared cache holds a copy, so it is dropped here and the
    * next read takes the new length from S3 (an instance would otherwise never see it).
+    // Last: a removal cut short leaves at worst a marker without an upload, never a finished
+    // upload without its marker (which the reconcile would process again).
+    await this.client.deleteObject({ Bucket: this.bucket, Key: this.settledKey(id) }).catch(ignoreMissing);
    */
   override async declareUploadLength(id: string, length: number): Promise<void> {
     await super.declareUploadLength(id, length);
@@ -518,20 +537,53 @@ export async function createS3Storage(options: S3StorageOptions): Promise<Upload
       return store.readRange(id, range).catch(toHttpError);
     },
 
-    async listUploadIds(): Promise<string[]> {
-      const ids: string[] = [];
-      let ContinuationToken: string | undefined;
+    listUploadIds: () => listIds(config.prefix, '.info'),
+
+    async listUnsettled(): Promise<string[]> {
+      const [ids, settled] = await Promise.all([listIds(config.prefix, '.info'), listIds(`${config.prefix}${SETTLED_DIR}`, '')]);
+      const done = new Set(settled);
+      return ids.filter((id) => !done.has(id));
+    },
+
+    /** Multipart uploads in progress are the unfinished uploads: a finished one completed its own. */
+    async listUnfinished(): Promise<string[]> {
+      const ids = new Set<string>();
+      let KeyMarker: string | undefined;
+      let UploadIdMarker: string | undefined;
       do {
-        const page = await s3.listObjectsV2({ Bucket: bucket, Prefix: config.prefix, ContinuationToken });
-        for (const { Key } of page.Contents ?? []) {
-          if (!Key?.endsWith('.info')) continue;
-          const id = Key.slice(config.prefix.length, -'.info'.length);
-          // Objects deeper below the prefix (another prefix's uploads, tombstones) are not ours.
-          if (id !== '' && !id.includes('/')) ids.push(id);
+        const page = await s3.listMultipartUploads({ Bucket: bucket, Prefix: config.prefix, Delimiter: '/', KeyMarker, UploadIdMarker });
+        for (const { Key } of page.Uploads ?? []) {
+          const id = Key?.slice(config.prefix.length);
+          if (id && !id.includes('/')) ids.add(id);
         }
-        ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
-      } while (ContinuationToken);
-      return ids;
+        [KeyMarker, UploadIdMarker] = page.IsTruncated ? [page.NextKeyMarker, page.NextUploadIdMarker] : [undefined, undefined];
+      } while (KeyMarker);
+      return [...ids];
+    },
+
+    async markSettled(id: string): Promise<void> {
+      await s3.putObject({ Bucket: bucket, Key: store.settledKey(id), Body: Buffer.alloc(0), ContentLength: 0 });
+    },
+
+    isSettled: (id) => store.hasObject(store.settledKey(id)),
+
+    records: {
+      async read(id: string): Promise<string | undefined> {
+        try {
+          const data = await s3.getObject({ Bucket: bucket, Key: store.statusKey(id) });
+          return await data.Body?.transformToString('utf8');
+        } catch (error) {
+          if (isS3NotFound(error)) return undefined;
+          throw error;
+        }
+      },
+      async write(id: string, text: string): Promise<void> {
+        // PutObject replaces an object whole: readers see the old record or the new one.
+        await s3.putObject({ Bucket: bucket, Key: store.statusKey(id), Body: text, ContentType: 'application/json' });
+      },
+      async remove(id: string): Promise<void> {
+        await s3.deleteObject({ Bucket: bucket, Key: store.statusKey(id) }).catch(ignoreNotFound);
+      },
     },
 
     async expire(id: string): Promise<void> {
@@ -545,6 +597,26 @@ export async function createS3Storage(options: S3StorageOptions): Promise<Upload
         await s3.send(new HeadBucketCommand({ Bucket: bucket }));
       } catch (error) {
         throw new Error(`bucket ${bucket} is not reachable at ${describeEndpoint(config)}: ${reason(error)}`, { cause: error });
+  /**
+   * Ids of the objects directly under `prefix` whose names end with `suffix`, 1,000 per
+   * request. The delimiter keeps deeper keys (another prefix's uploads, tombstones, markers)
+   * out of the answer instead of paging through them.
+   */
+  async function listIds(prefix: string, suffix: string): Promise<string[]> {
+    const ids: string[] = [];
+    let ContinuationToken: string | undefined;
+    do {
+      const page = await s3.listObjectsV2({ Bucket: bucket, Prefix: prefix, Delimiter: '/', ContinuationToken });
+      for (const { Key } of page.Contents ?? []) {
+        if (!Key?.endsWith(suffix)) continue;
+        const id = Key.slice(prefix.length, Key.length - suffix.length);
+        if (id !== '' && !id.includes('/')) ids.push(id);
+      }
+      ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (ContinuationToken);
+    return ids;
+  }
+
       }
       // Parts are buffered on local disk before they are sent.
       const probe = path.join(config.tempDirectory, `.ready-${randomBytes(6).toString('hex')}`);

@@ -207,5 +207,48 @@ export function storageContract(kind: string, make: () => Promise<StorageHarness
       expect(ids).toEqual(expect.arrayContaining([unfinished, finished]));
       expect(new Set(ids).size).toBe(ids.length);
     });
+
+    it('the sweeps\' listings: unsettled = unfinished and finished-unprocessed; unfinished includes every unfinished one', async () => {
+      const [unfinished, deferred, finished, settled] = [newId(), newId(), newId(), newId()];
+      await create(unfinished, 10);
+      await write(unfinished, Buffer.from('abc'), 0);
+      await create(deferred, undefined);
+      for (const id of [finished, settled]) {
+        await create(id, 3);
+        await write(id, Buffer.from('abc'), 0);
+      }
+      expect(await storage.isSettled(settled)).toBe(false);
+      await storage.markSettled(settled);
+      await storage.markSettled(settled); // idempotent
+      expect(await storage.isSettled(settled)).toBe(true);
+      expect(await storage.isSettled(finished)).toBe(false);
+
+      const unsettled = await storage.listUnsettled();
+      expect(unsettled).toEqual(expect.arrayContaining([unfinished, deferred, finished]));
+      expect(unsettled).not.toContain(settled);
+      expect(new Set(unsettled).size).toBe(unsettled.length);
+      const open = await storage.listUnfinished();
+      expect(open).toEqual(expect.arrayContaining([unfinished, deferred]));
+      expect(open).not.toContain(settled);
+      expect(new Set(open).size).toBe(open.length);
+      // Still listed as an upload: the marker is beside it, not instead of it.
+      expect(await storage.listUploadIds()).toContain(settled);
+    });
+
+    it('removing or expiring an upload removes its settled marker', async () => {
+      const [removed, expired] = [newId(), newId()];
+      for (const id of [removed, expired]) {
+        await create(id, 3);
+        await write(id, Buffer.from('abc'), 0);
+        await storage.markSettled(id);
+      }
+      await storage.datastore.remove(removed);
+      await storage.expire(expired);
+      expect(await storage.isSettled(removed)).toBe(false);
+      expect(await storage.isSettled(expired)).toBe(false);
+      const unsettled = await storage.listUnsettled();
+      expect(unsettled).not.toContain(removed);
+      expect(unsettled).not.toContain(expired);
+    });
   });
 }

@@ -17,10 +17,43 @@ export interface UploadStorage {
   getUpload(id: string): Promise<Upload>;
   /** Streams stored bytes of an upload, the whole of it or one range; throws like getUpload. */
   read(id: string, range?: ByteRange): Promise<Readable>;
-  /** Ids of every upload in storage, finished or not. */
+  /** Ids of every upload in storage, finished or not (tests and tools; the sweeps use the listings below). */
   listUploadIds(): Promise<string[]>;
+  /**
+   * Ids of uploads without a settled marker: every unfinished upload and every finished one
+   * whose processing has not reached an end state. From listings only (no read per upload),
+   * so the processing reconcile costs what is left to do, not what was ever stored.
+   */
+  listUnsettled(): Promise<string[]>;
+  /**
+   * Ids of uploads that may be unfinished, for the expiry sweep; from listings only. A store
+   * that cannot tell exactly (file storage) answers its unsettled uploads: callers check.
+   */
+  listUnfinished(): Promise<string[]>;
+  /**
+   * Records beside the upload (STORAGE_DIR or the bucket's S3_PREFIX) that its processing
+   * reached an end state, so no instance, new or restarted, processes it or announces it again.
+   * Removing the upload (DELETE, expiry) removes the marker.
+   */
+  markSettled(id: string): Promise<void>;
+  /** Whether `markSettled` was called for the upload (and it was not removed since). */
+  isSettled(id: string): Promise<boolean>;
+  /**
+   * Processing records kept beside the uploads, for a store whose uploads do not live in
+   * STORAGE_DIR (S3): a new instance with an empty STORAGE_DIR still finds them. Undefined
+   * when STORAGE_DIR is where the uploads are.
+   */
+  readonly records?: RecordObjects;
   /** Removes an expired upload and remembers it, so later requests get 410 Gone rather than 404. */
   expire(id: string): Promise<void>;
   /** Throws with a reason when the storage cannot take writes. */
   checkReady(): Promise<void>;
+}
+
+/** Small JSON documents, one per upload id, stored with the uploads (see UploadStorage.records). */
+export interface RecordObjects {
+  /** The document's text, or undefined when there is none. */
+  read(id: string): Promise<string | undefined>;
+  write(id: string, text: string): Promise<void>;
+  remove(id: string): Promise<void>;
 }

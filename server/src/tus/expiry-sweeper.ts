@@ -48,7 +48,9 @@ export function createExpirySweeper({ storage, locker, logger, expiryMs, interva
     if (expiryMs <= 0) return 0;
     const now = Date.now();
     let removed = 0;
-    for (const id of await storage.listUploadIds()) {
+    // Only uploads that may be unfinished (S3: multipart uploads in progress; file storage:
+    // those without a settled marker): finished, processed uploads cost the sweep nothing.
+    for (const id of await storage.listUnfinished()) {
       try {
         if (await expireIfDue(id, now)) removed += 1;
       } catch (error) {

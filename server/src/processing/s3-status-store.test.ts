@@ -1,0 +1,32 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { inject } from 'vitest';
+import { s3ServerEnv, testS3Client } from '../../../e2e/services/s3-env.js';
+import { parseConfig } from '../config.js';
+import { createStorage } from '../storage/index.js';
+import { createRecordStatusStore } from './record-status-store.js';
+import { statusStoreContract } from './status-store.contract.js';
+
+// Status records beside the uploads in the bucket: what an S3 deployment without Redis uses.
+const s3 = inject('s3');
+const client = testS3Client(s3);
+
+statusStoreContract('s3 (records beside the uploads)', async () => {
+  const prefix = `status-contract-${randomBytes(4).toString('hex')}/`;
+  const directory = await fs.mkdtemp(path.join(os.tmpdir(), 'tus-s3-status-'));
+  const storage = await createStorage(parseConfig({ ...s3ServerEnv(s3), STORAGE_DIR: directory, S3_PREFIX: prefix }));
+  const records = storage.records;
+  if (!records) throw new Error('S3 storage keeps no records beside the uploads');
+  return {
+    open: () => createRecordStatusStore(records),
+    damage: async (id) => void (await client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: `${prefix}.status/${id}.json`, Body: `{"id":"${id}",` }))),
+    async destroy() {
+      const listed = await client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix }));
+      await Promise.all((listed.Contents ?? []).map(({ Key }) => client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key }))));
+      await fs.rm(directory, { recursive: true, force: true });
+    },
+  };
+});
