@@ -22,6 +22,7 @@ import { uploadLifecycle } from './tus/upload-lifecycle.js';
 import { isValidUploadId } from './tus/upload-id.js';
 import { createTusServer } from './tus/tus-server.js';
 import { createMemoryLocker } from './uploads/memory-locker.js';
+import { cacheUploadStates } from './uploads/state-cache.js';
 import { createUploadCore } from './uploads/upload-core.js';
 import type { UploadLocker } from './uploads/upload-locker.js';
 import { tusRoutes } from './tus/tus-routes.js';
@@ -55,7 +56,9 @@ export type UploadServerApp = Readonly<{
 
 /** Builds the HTTP application. No sockets, no timers started: main.ts (or a test) does that. */
 export function createApp(config: Config, deps: AppDeps): UploadServerApp {
-  const { storage, logger } = deps;
+  const { logger } = deps;
+  // One instance sees every change: its readers (HEAD, GET, status) answer from memory.
+  const storage = config.redis ? deps.storage : cacheUploadStates(deps.storage);
   const lifecycle = new ServerLifecycle();
   const state = deps.state ?? createProcessingState(config, logger, storage);
   const hooks = createHookDispatcher({

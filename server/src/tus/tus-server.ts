@@ -1,5 +1,5 @@
 import { MemoryLocker, Server, type ServerOptions } from '@tus/server';
-import type { Locker } from '@tus/utils';
+import { HEADERS, type Locker } from '@tus/utils';
 import type { Config } from '../config.js';
 import { internalError } from '../errors.js';
 import { EXPOSED_HEADER_NAMES } from '../http/cors.js';
@@ -24,8 +24,8 @@ export function createTusServer({ config, storage, logger, locker = new MemoryLo
     respectForwardedHeaders: config.server.trustProxy,
     allowedOrigins: config.cors.origins === '*' ? undefined : [...config.cors.origins],
     // @tus/server's own list lacks Upload-Expires, which a browser client needs to read (expiration):
-    // the same list as the answers we write ourselves.
-    exposedHeaders: [...EXPOSED_HEADER_NAMES],
+    // it exposes what our own answers expose, each name once.
+    exposedHeaders: EXPOSED_HEADER_NAMES.filter((name) => !(HEADERS as readonly string[]).includes(name)),
     // Every error leaves as `ERR_CODE: message`; unknown ones are logged and never leak.
     // Without a Host header (HTTP/1.0) an absolute URL would read http://null/...: answer a
     // relative Location instead, which RFC 9110 allows.

@@ -1,0 +1,99 @@
+import type { DataStore, Upload } from '@tus/utils';
+import type { UploadStorage } from '../storage/index.js';
+
+export type StateCacheOptions = Readonly<{
+  /** Uploads whose state is kept in memory at most (least recently read dropped first). @default 10_000 */
+  maxEntries?: number;
+}>;
+
+/** DataStore methods that change what getUpload answers. */
+const WRITES = new Set<PropertyKey>(['create', 'write', 'remove', 'declareUploadLength', 'deleteExpired']);
+
+/**
+ * Upload states kept in memory for the readers of one instance (HEAD, GET, the status
+ * resource), so polling an upload costs no storage call. Correct only where every change
+ * passes through this process: a single instance (with REDIS_URL, other instances write
+ * too, and the cache is not used).
+ *
+ * Every write through the store (PATCH, creation, termination, a declared length, expiry)
+ * drops the entry before it starts and again when it ends, and a read that overlapped a
+ * write is not kept: what is cached was read while nothing wrote.
+ */
+export function cacheUploadStates(storage: UploadStorage, { maxEntries = 10_000 }: StateCacheOptions = {}): UploadStorage {
+  const states = new Map<string, Upload>();
+  /** Reads in flight per id; a write marks them stale so their result is not cached. */
+  const reading = new Map<string, Set<{ stale: boolean }>>();
+
+  function invalidate(id: string): void {
+    states.delete(id);
+    for (const read of reading.get(id) ?? []) read.stale = true;
+  }
+
+  function invalidateAll(): void {
+    states.clear();
+    for (const reads of reading.values()) for (const read of reads) read.stale = true;
+  }
+
+  /** Runs a write, dropping what is cached of `id` (of every upload, without an id) before and after. */
+  async function around<T>(id: unknown, write: () => Promise<T>): Promise<T> {
+    const drop = typeof id === 'string' ? () => invalidate(id) : invalidateAll;
+    drop();
+    try {
+      return await write();
+    } finally {
+      drop();
+    }
+  }
+
+  async function getUpload(id: string): Promise<Upload> {
+    const cached = states.get(id);
+    if (cached) {
+      // Most recently read last: the first entry is the one to drop.
+      states.delete(id);
+      states.set(id, cached);
+      return cached;
+    }
+    const read = { stale: false };
+    let set = reading.get(id);
+    if (!set) reading.set(id, (set = new Set()));
+    set.add(read);
+    try {
+      const upload = await storage.getUpload(id);
+      if (!read.stale) {
+        if (states.size >= maxEntries) states.delete(states.keys().next().value as string);
+        states.set(id, upload);
+      }
+      return upload;
+    } finally {
+      set.delete(read);
+      if (set.size === 0) reading.delete(id);
+    }
+  }
+
+  // Every other member passes through untouched, methods bound to the real objects.
+  const datastore = new Proxy(storage.datastore, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      const method = value as (...args: unknown[]) => unknown;
+      // The id is the first argument of create (an Upload), write (stream, id, offset) and the others.
+      if (WRITES.has(property)) {
+        return (...args: unknown[]) => {
+          const id = property === 'create' ? (args[0] as Upload).id : property === 'write' ? args[1] : property === 'deleteExpired' ? undefined : args[0];
+          return around(id, async () => method.apply(target, args));
+        };
+      }
+      return method.bind(target);
+    },
+  }) as DataStore;
+
+  return new Proxy(storage, {
+    get(target, property) {
+      if (property === 'getUpload') return getUpload;
+      if (property === 'datastore') return datastore;
+      if (property === 'expire') return (id: string) => around(id, () => target.expire(id));
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
