@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { HttpError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Job, JobQueue } from '../processing/job-queue.js';
+import { createKeyedSequence } from '../shared/keyed-sequence.js';
+import { withTimeout } from '../shared/with-timeout.js';
 import { HookHttpError, HookTimeoutError, postHook, type HttpHookConfig } from './http-hook-client.js';
 import type { BlockingHookResult, BlockingHookType, HookEvent, HookHandlers, HookType, NotifyingHookType, PostReceiveResult } from './types.js';
 
@@ -69,21 +71,9 @@ function messageOf(body: string): string {
  * upload are enqueued in the order they happen (a per-upload chain), and each target gets
  * its own queue group, so a failing HOOKS_URL never delays the library handler.
  */
-/** Resolves with the handler's result, or rejects with HookTimeoutError after `ms`. */
-async function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new HookTimeoutError(ms)), ms);
-  });
-  try {
-    return await Promise.race([work, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 export function createHookDispatcher({ handlers, http, queue, logger, onStopUpload, blockingTimeoutMs = 5_000 }: HookDispatcherDeps) {
-  const chains = new Map<string, Promise<unknown>>();
+  /** Notifications of one upload are queued in the order they happen. */
+  const notifications = createKeyedSequence();
 
   const targetsFor = (type: HookType): Target[] => [...(handlers[type] ? (['library'] as const) : []), ...(http ? (['http'] as const) : [])];
 
@@ -101,7 +91,7 @@ export function createHookDispatcher({ handlers, http, queue, logger, onStopUplo
     if (handler) {
       let result: BlockingHookResult | void;
       try {
-        result = await withTimeout(Promise.resolve(handler(current)), blockingTimeoutMs);
+        result = await withTimeout(Promise.resolve(handler(current)), blockingTimeoutMs, () => new HookTimeoutError(blockingTimeoutMs));
       } catch (error) {
         logger.error({ err: error, hook: type, uploadId: event.upload.id }, 'hook handler failed');
         if (error instanceof HookTimeoutError) throw new HttpError('ERR_HOOK_TIMEOUT', `the ${type} hook did not answer in time; try again later`);
@@ -147,28 +137,16 @@ export function createHookDispatcher({ handlers, http, queue, logger, onStopUplo
     const targets = targetsFor(type);
     if (targets.length === 0) return Promise.resolve();
     const id = event.upload.id;
-    const previous = chains.get(id) ?? Promise.resolve();
-    const next = previous
-      .catch(() => undefined)
-      .then(async () => {
-        for (const target of targets) {
-          const delivery: HookDelivery = { target, deliveryId: randomUUID(), event };
-          await queue.enqueue({ key: `hook:${target}:${key}`, group: `hook:${target}:${id}`, kind: 'deliver-hook', payload: delivery });
-        }
-      });
-    chains.set(id, next);
-    void next
-      .finally(() => {
-        if (chains.get(id) === next) chains.delete(id);
-      })
-      .catch(() => undefined);
-    return next;
+    return notifications.run(id, async () => {
+      for (const target of targets) {
+        const delivery: HookDelivery = { target, deliveryId: randomUUID(), event };
+        await queue.enqueue({ key: `hook:${target}:${key}`, group: `hook:${target}:${id}`, kind: 'deliver-hook', payload: delivery });
+      }
+    });
   }
 
   /** Waits until every notification of this upload so far is durably queued. */
-  async function flush(uploadId: string): Promise<void> {
-    await chains.get(uploadId)?.catch(() => undefined);
-  }
+  const flush = (uploadId: string): Promise<void> => notifications.settled(uploadId);
 
   /** Runs one queued delivery (the queue retries it when this throws). */
   async function deliver(job: Job): Promise<void> {

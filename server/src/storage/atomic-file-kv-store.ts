@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { FileConfigstore } from '@tus/file-store';
 import { ERRORS, isPathInsideDirectory, type Upload } from '@tus/utils';
+import { writeFileAtomically } from '../shared/write-file-atomically.js';
 
 /**
  * The file store's `<id>.json` records, written atomically: a process killed mid-write
@@ -21,8 +21,6 @@ export class AtomicFileKvStore extends FileConfigstore {
     const target = path.resolve(this.directory, `${key}.json`);
     if (!isPathInsideDirectory(this.directory, target)) throw ERRORS.FILE_NOT_FOUND;
     await fs.mkdir(this.tempDirectory, { recursive: true });
-    const temp = path.join(this.tempDirectory, `${path.basename(target)}.${randomBytes(6).toString('hex')}`);
-    await fs.writeFile(temp, JSON.stringify(value));
-    await fs.rename(temp, target);
+    await writeFileAtomically(target, JSON.stringify(value), this.tempDirectory);
   }
 }
