@@ -11,6 +11,7 @@ import { writeFileAtomically } from '../shared/write-file-atomically.js';
  */
 export class AtomicFileKvStore extends FileConfigstore {
   private readonly tempDirectory: string;
+  private tempReady: Promise<unknown> | undefined;
 
   constructor(directory: string) {
     super(directory);
@@ -20,7 +21,16 @@ export class AtomicFileKvStore extends FileConfigstore {
   override async set(key: string, value: Upload): Promise<void> {
     const target = path.resolve(this.directory, `${key}.json`);
     if (!isPathInsideDirectory(this.directory, target)) throw ERRORS.FILE_NOT_FOUND;
-    await fs.mkdir(this.tempDirectory, { recursive: true });
-    await writeFileAtomically(target, JSON.stringify(value), this.tempDirectory);
+    const text = JSON.stringify(value);
+    // The temporary directory is made once, not on every creation; made again if it vanished.
+    this.tempReady ??= fs.mkdir(this.tempDirectory, { recursive: true });
+    await this.tempReady;
+    try {
+      await writeFileAtomically(target, text, this.tempDirectory);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      await fs.mkdir(this.tempDirectory, { recursive: true });
+      await writeFileAtomically(target, text, this.tempDirectory);
+    }
   }
 }
