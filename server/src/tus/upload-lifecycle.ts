@@ -63,7 +63,8 @@ export function uploadLifecycle(core: UploadCore) {
   /** Events: post-create, post-receive, post-terminate. */
   function listen(tus: Server): void {
     tus.on(EVENTS.POST_CREATE, (req: Request, upload: Upload) => core.created(uploadStateOf(upload), hookRequest(req)));
-    tus.on(EVENTS.POST_RECEIVE, (_source: unknown, upload: Upload) => core.received(uploadStateOf(upload)));
+    // Only when someone listens: with a listener, @tus/server taps every chunk of every body.
+    if (core.wantsProgress) tus.on(EVENTS.POST_RECEIVE, (_source: unknown, upload: Upload) => core.received(uploadStateOf(upload)));
     tus.on(EVENTS.POST_TERMINATE, (req: Request, _res: Response, id: string) => core.terminated(id, terminating.get(req), hookRequest(req)));
   }
 

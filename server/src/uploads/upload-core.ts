@@ -93,9 +93,9 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
     notify('post-create', upload, request, `post-create:${upload.id}`);
   }
 
-  /** post-receive, rate-limited by the front-end's engine. */
+  /** post-receive, rate-limited by the front-end's engine; only called when `wantsProgress`. */
   function received(upload: UploadState): void {
-    if (hooks.hasTargets('post-receive')) notify('post-receive', upload, null, `post-receive:${upload.id}:${upload.offset}`);
+    notify('post-receive', upload, null, `post-receive:${upload.id}:${upload.offset}`);
   }
 
   /** Before bytes are appended: an expired or stopped upload takes none. */
@@ -157,7 +157,10 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
   /** Waits until the notifications an upload's request queued are durable. */
   const flushed = (id: string) => hooks.flush(id);
 
-  return { currentState, stateOf, beforeCreate, created, received, beforeWrite, finished, beforeTerminate, terminated, stop, ensureProcessed, flushed, expiryMs };
+  /** Whether anyone (a post-receive hook) wants to hear of bytes as they arrive. */
+  const wantsProgress = hooks.hasTargets('post-receive');
+
+  return { wantsProgress, currentState, stateOf, beforeCreate, created, received, beforeWrite, finished, beforeTerminate, terminated, stop, ensureProcessed, flushed, expiryMs };
 }
 
 export type UploadCore = ReturnType<typeof createUploadCore>;
