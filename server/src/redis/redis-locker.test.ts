@@ -1,10 +1,36 @@
+import { createServer, type Server } from 'node:net';
 import { ERRORS } from '@tus/utils';
+import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
+import { HttpError } from '../errors.js';
+import { lockerContract } from '../uploads/locker.contract.js';
 import { RedisLocker } from './redis-locker.js';
 import { connections, deletePrefix, redisUrl, testPrefix } from './test-redis.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const never = () => new AbortController().signal;
+
+describe.skipIf(!redisUrl)('RedisLocker', () => {
+  // Each open() is a new instance on a new connection: what a process that just started has.
+  lockerContract('Redis', async () => {
+    const conns = connections();
+    const prefix = testPrefix('lock-contract');
+    const opened: RedisLocker[] = [];
+    return {
+      open(options) {
+        const locker = new RedisLocker({ redis: conns.connect(), prefix, ...options });
+        opened.push(locker);
+        return locker;
+      },
+      shared: true,
+      async destroy() {
+        await Promise.all(opened.splice(0).map((l) => l.close()));
+        await deletePrefix(conns.connect(), prefix);
+        await conns.closeAll();
+      },
+    };
+  });
+});
 
 describe.skipIf(!redisUrl)('RedisLocker', () => {
   const conns = connections();
@@ -22,82 +48,6 @@ describe.skipIf(!redisUrl)('RedisLocker', () => {
     await Promise.all(lockers.splice(0).map((l) => l.close()));
     await deletePrefix(conns.connect(), prefix);
     await conns.closeAll();
-  });
-
-  it('two instances never hold one lock at once; the waiter gets it after unlock', async () => {
-    prefix = testPrefix('lock');
-    const a = instance();
-    const b = instance();
-    const events: string[] = [];
-    const lockA = a.newLock('upload-1');
-    await lockA.lock(never(), () => undefined);
-    events.push('a locked');
-    const lockB = b.newLock('upload-1');
-    const gotB = lockB.lock(never(), () => undefined).then(() => events.push('b locked'));
-    await sleep(150);
-    expect(events).toEqual(['a locked']);
-    events.push('a unlocking');
-    await lockA.unlock();
-    await gotB;
-    expect(events).toEqual(['a locked', 'a unlocking', 'b locked']);
-    await lockB.unlock();
-    // Other ids are independent.
-    const other = b.newLock('upload-2');
-    await other.lock(never(), () => undefined);
-    await other.unlock();
-  });
-
-  it('many contenders over two instances: the critical section is never shared', async () => {
-    prefix = testPrefix('lock');
-    const a = instance();
-    const b = instance();
-    let inside = 0;
-    let maxInside = 0;
-    await Promise.all(
-      Array.from({ length: 10 }, async (_, i) => {
-        const lock = (i % 2 ? a : b).newLock('shared');
-        await lock.lock(AbortSignal.timeout(10_000), () => undefined);
-        maxInside = Math.max(maxInside, ++inside);
-        await sleep(5);
-        inside -= 1;
-        await lock.unlock();
-      }),
-    );
-    expect(maxInside).toBe(1);
-  });
-
-  it('a waiter asks the holder on another instance to release, through requestRelease', async () => {
-    prefix = testPrefix('lock');
-    const a = instance();
-    const b = instance();
-    const lockA = a.newLock('upload-1');
-    let releaseRequests = 0;
-    // What @tus/server does: the request is cancelled, then its handler unlocks.
-    await lockA.lock(never(), () => {
-      releaseRequests += 1;
-      void lockA.unlock();
-    });
-    const lockB = b.newLock('upload-1');
-    const started = performance.now();
-    await lockB.lock(AbortSignal.timeout(5_000), () => undefined);
-    expect(releaseRequests).toBeGreaterThanOrEqual(1);
-    expect(performance.now() - started).toBeLessThan(2_000);
-    await lockB.unlock();
-  });
-
-  it('a waiter gives up with ERR_LOCK_TIMEOUT when its signal aborts', async () => {
-    prefix = testPrefix('lock');
-    const a = instance();
-    const b = instance();
-    const lockA = a.newLock('upload-1');
-    await lockA.lock(never(), () => undefined); // a holder that ignores release requests
-    const controller = new AbortController();
-    setTimeout(() => controller.abort(), 100);
-    await expect(b.newLock('upload-1').lock(controller.signal, () => undefined)).rejects.toBe(ERRORS.ERR_LOCK_TIMEOUT);
-    // ... and with the locker's own bound.
-    const impatient = instance({ acquireTimeoutMs: 100 });
-    await expect(impatient.newLock('upload-1').lock(never(), () => undefined)).rejects.toBe(ERRORS.ERR_LOCK_TIMEOUT);
-    await lockA.unlock();
   });
 
   it("a held lock outlives its TTL while refreshed; a dead holder's lock expires", async () => {
@@ -145,5 +95,76 @@ describe.skipIf(!redisUrl)('RedisLocker', () => {
     expect(await conns.connect().exists(`${prefix}upload-2`)).toBe(1);
     await expect(b.newLock('upload-2').lock(AbortSignal.timeout(200), () => undefined)).rejects.toBe(ERRORS.ERR_LOCK_TIMEOUT);
     await lockA.unlock();
+  });
+
+  it('waiters wake at the unlock message, long before their poll', async () => {
+    prefix = testPrefix('lock');
+    const a = instance({ pollMs: 10_000 });
+    const b = instance({ pollMs: 10_000 });
+    const holder = a.newLock('upload-1');
+    await holder.lock(never(), () => undefined);
+    const waiter = b.newLock('upload-1');
+    const gotIt = waiter.lock(AbortSignal.timeout(5_000), () => undefined);
+    const reader = a.waitUntilFree('upload-1');
+    await sleep(200); // subscribed by now
+    const unlocked = performance.now();
+    await holder.unlock();
+    await Promise.all([gotIt, reader]);
+    expect(performance.now() - unlocked).toBeLessThan(1_000);
+    await waiter.unlock();
+  });
+
+  it("a holder that dies without unlocking is noticed by polling once its key expires", async () => {
+    prefix = testPrefix('lock');
+    const redisA = conns.connect();
+    const a = new RedisLocker({ redis: redisA, prefix, ttlMs: 300, pollMs: 50 });
+    lockers.push(a);
+    const b = instance({ ttlMs: 300, pollMs: 50 });
+    await a.newLock('upload-1').lock(never(), () => undefined);
+    const reader = b.waitUntilFree('upload-1');
+    const waiter = b.newLock('upload-1');
+    const gotIt = waiter.lock(AbortSignal.timeout(5_000), () => undefined);
+    await sleep(100);
+    redisA.disconnect(); // no unlock message will ever come
+    const started = performance.now();
+    await Promise.all([gotIt, reader]);
+    expect(performance.now() - started).toBeLessThan(1_500);
+    await waiter.unlock();
+  });
+
+  describe('with Redis gone', () => {
+    let blackHole: Server | undefined;
+    afterEach(async () => {
+      await new Promise((resolve) => blackHole?.close(resolve) ?? resolve(undefined));
+      blackHole = undefined;
+    });
+
+    it('lock() fails with a retryable 503; waitUntilFree and unlock do not throw', async () => {
+      prefix = testPrefix('lock');
+      // A port that accepts and drops every connection: Redis down, or restarting.
+      blackHole = createServer((socket) => socket.destroy());
+      await new Promise<void>((resolve) => blackHole!.listen(0, '127.0.0.1', resolve));
+      const { port } = blackHole.address() as { port: number };
+      const redis = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1, retryStrategy: () => 20 });
+      redis.on('error', () => undefined);
+      const locker = new RedisLocker({ redis, prefix, acquireTimeoutMs: 1_000 });
+      try {
+        const failure = await locker
+          .newLock('upload-1')
+          .lock(AbortSignal.timeout(5_000), () => undefined)
+          .then(
+            () => undefined,
+            (error: unknown) => error,
+          );
+        expect(failure).toBeInstanceOf(HttpError);
+        expect((failure as HttpError).status).toBe(503);
+        expect((failure as HttpError).headers['Retry-After']).toBeDefined();
+        await locker.waitUntilFree('upload-1');
+        await locker.newLock('upload-1').unlock();
+      } finally {
+        await locker.close();
+        redis.disconnect();
+      }
+    });
   });
 });

@@ -1,68 +1,92 @@
 import { randomBytes } from 'node:crypto';
-import { ERRORS, type Lock, type Locker, type RequestRelease } from '@tus/utils';
+import { ERRORS, type Lock, type RequestRelease } from '@tus/utils';
 import type { Redis } from 'ioredis';
+import { serviceUnavailable } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { UploadLocker } from '../uploads/upload-locker.js';
 
 export type RedisLockerOptions = Readonly<{
   /** Connection for commands. The locker never closes it. */
   redis: Redis;
-  /** Prefix of every key and channel (default `tus:lock:`). */
+  /** Prefix of every key and channel. @default 'tus:lock:' */
   prefix?: string;
-  /** Lifetime of a lock that is not refreshed: how long a dead instance's lock outlives it. */
+  /** Lifetime of a lock that is not refreshed: how long a dead instance's lock outlives it. @default 30_000 */
   ttlMs?: number;
-  /** How often the holder refreshes the TTL (default a third of it). */
+  /** How often the holder refreshes the TTL. @default a third of ttlMs */
   refreshMs?: number;
-  /** How long `lock()` waits at most, besides its abort signal (default 30 s, like MemoryLocker). */
+  /** How long `lock()` waits at most, besides its abort signal, and `waitUntilFree()` at most. @default 30_000, like MemoryLocker */
   acquireTimeoutMs?: number;
+  /**
+   * How often a waiter looks at the lock itself, besides the unlock message: notices a lost
+   * message, or a holder that died and whose key expired, and repeats the release request.
+   * @default a quarter of ttlMs, between 10 ms and 1 s
+   */
+  pollMs?: number;
   logger?: Logger;
 }>;
 
-/** Deletes the key only if it still holds our token. */
-const UNLOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
+/** Deletes the key only if it still holds our token, and tells the waiters (`ARGV[2]` is the unlocked channel). */
+const UNLOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]); redis.call('PUBLISH', ARGV[2], '1'); return 1 else return 0 end`;
 /** Extends the TTL only if the key still holds our token. */
 const REFRESH = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
+/** Why a waiter woke: the holder unlocked, its subscription just started, or its poll tick. */
+type WakeReason = 'unlocked' | 'subscribed' | 'poll';
+
+/** A waiter's view of one upload's lock, shared by every waiter of this process for that id. */
+type Watch = { listeners: Set<(reason: WakeReason) => void>; timer: NodeJS.Timeout; subscribed: boolean };
+
+/** A Redis glob pattern that matches `text` literally. */
+const globEscape = (text: string) => text.replace(/[*?[\]\\]/g, '\\$&');
+
+/** A Redis failure met by a request: the client gets a 503 and retries; the cause is kept for the log. */
+const unavailable = (cause: unknown) => Object.assign(serviceUnavailable(), { cause });
 
 /**
- * A @tus/utils Locker over Redis, for several server instances sharing uploads.
+ * An UploadLocker over Redis, for several server instances sharing uploads.
  *
  * - A lock is `SET <prefix><id> <token> NX PX ttl`; the holder refreshes the TTL every
  *   `refreshMs`, so the lock of an instance that died expires after at most `ttlMs`.
- * - A request that finds the lock taken PUBLISHes on `<prefix>release:<id>` and retries with
- *   a growing, jittered delay until it gets the lock, its signal aborts, or `acquireTimeoutMs`
- *   passes (then `ERRORS.ERR_LOCK_TIMEOUT`). The holder, subscribed to that channel, gets its
- *   `requestRelease` callback called: that is how @tus/server ends an older PATCH so a client
- *   reconnecting through another instance takes over promptly. Waiters publish on every
- *   retry, so a request made before the holder finished subscribing is not lost.
  * - `unlock()` deletes the key only if it still holds this lock's token (Lua), so a holder
- *   whose lock expired cannot release somebody else's.
+ *   whose lock expired cannot release somebody else's, and in the same script PUBLISHes on
+ *   `<prefix>unlocked:<id>`.
+ * - A request that finds the lock taken subscribes to `<prefix>unlocked:<id>` (one
+ *   subscription per id and process, however many wait) and PUBLISHes on
+ *   `<prefix>release:<id>`; the holder, on whichever instance, gets its `requestRelease`
+ *   called: that is how @tus/server ends an older PATCH so a client reconnecting through
+ *   another instance takes over promptly. Waiters sleep until the unlock message; every
+ *   `pollMs` they look anyway and ask again, so a lost message or a dead holder whose key
+ *   expired costs at most one poll. After `acquireTimeoutMs` (or its signal) a waiter gives
+ *   up with `ERRORS.ERR_LOCK_TIMEOUT`. Readers (`waitUntilFree`) wait the same way without
+ *   taking the lock.
  * - If a refresh finds the lock gone (it expired, e.g. after a long pause), the holder's
  *   `requestRelease` is called too: it no longer has exclusive access.
  *
- * Release requests need one extra connection (a `duplicate()` of `redis`, made on first use,
- * in subscriber mode); `close()` ends it.
+ * Pub/sub needs one more connection, a `duplicate()` of `redis` made here, at once, and
+ * subscribed to `<prefix>release:*` whenever it becomes ready; `close()` ends it. It runs
+ * without ioredis's ready check: that check sends INFO once connected, and a SUBSCRIBE
+ * written in between (ioredis lets commands flagged "loading" through before ready) put
+ * the connection in subscriber mode first, so INFO failed, the connection was torn down,
+ * and locks taken during start-up under load failed with it. A subscriber connection has
+ * nothing to gain from the check (it serves no data), so it is off.
  */
-export class RedisLocker implements Locker {
+export class RedisLocker implements UploadLocker {
   readonly redis: Redis;
   readonly prefix: string;
   readonly ttlMs: number;
   readonly refreshMs: number;
   readonly acquireTimeoutMs: number;
+  readonly pollMs: number;
   readonly logger: Logger | undefined;
-  private subscriber: Redis | undefined;
-  /** Channel → the release callbacks of locks this process holds. */
+  private readonly subscriber: Redis;
+  /** Upload id → the release callbacks of locks this process holds. */
   private readonly holders = new Map<string, Set<() => void>>();
+  /** Upload id → this process's waiters for it. */
+  private readonly watches = new Map<string, Watch>();
+  /** Refresh timers of the locks this process holds, stopped by close(). */
+  readonly refreshTimers = new Set<NodeJS.Timeout>();
+  /** Aborted by close(): waiters stop waiting. */
+  readonly closing = new AbortController();
 
   constructor(options: RedisLockerOptions) {
     this.redis = options.redis;
@@ -70,20 +94,62 @@ export class RedisLocker implements Locker {
     this.ttlMs = options.ttlMs ?? 30_000;
     this.refreshMs = options.refreshMs ?? Math.max(10, Math.floor(this.ttlMs / 3));
     this.acquireTimeoutMs = options.acquireTimeoutMs ?? 30_000;
+    this.pollMs = options.pollMs ?? Math.min(1_000, Math.max(10, Math.floor(this.ttlMs / 4)));
     this.logger = options.logger;
     if (this.refreshMs >= this.ttlMs) throw new Error('RedisLocker: refreshMs must be shorter than ttlMs');
+
+    const releasePrefix = this.releaseChannel('');
+    const unlockedPrefix = this.unlockedChannel('');
+    this.subscriber = this.redis.duplicate({ enableReadyCheck: false, lazyConnect: false });
+    this.subscriber.on('error', (error: unknown) => this.logger?.warn({ err: error }, 'lock subscriber connection error'));
+    // On every (re)connection: ioredis re-subscribes what it had, but not a subscription whose first attempt failed.
+    this.subscriber.on('ready', () => {
+      this.subscriber.psubscribe(`${globEscape(releasePrefix)}*`).catch((error: unknown) => this.logger?.warn({ err: error }, 'could not subscribe to lock release requests'));
+    });
+    this.subscriber.on('pmessage', (_pattern: string, channel: string) => {
+      if (channel.startsWith(releasePrefix)) this.holders.get(channel.slice(releasePrefix.length))?.forEach((release) => release());
+    });
+    this.subscriber.on('message', (channel: string) => {
+      if (channel.startsWith(unlockedPrefix)) this.wake(channel.slice(unlockedPrefix.length), 'unlocked');
+    });
   }
 
   newLock(id: string): Lock {
     return new RedisLock(this, id);
   }
 
-  /** Ends the subscriber connection (the command connection is the caller's). */
+  /**
+   * Resolves once `id` is not locked, `signal` aborts, or `acquireTimeoutMs` passes; asks
+   * the holder to let go. Never throws: a Redis failure ends the wait (the caller reads anyway).
+   */
+  async waitUntilFree(id: string, signal?: AbortSignal): Promise<void> {
+    const key = this.lockKey(id);
+    const seen = await this.redis.get(key).catch(() => null);
+    if (seen === null || signal?.aborted) return;
+    const waiting = this.waiter(id, signal);
+    try {
+      await this.askToRelease(id);
+      for (let round = 0; round < this.maxRounds(); round += 1) {
+        const reason = await waiting.next();
+        if (reason === 'stop' || reason === 'unlocked') return;
+        // Another token means it was released (and taken again) in between.
+        const now = await this.redis.get(key).catch(() => null);
+        if (now !== seen) return;
+        if (reason === 'poll') await this.askToRelease(id);
+      }
+    } finally {
+      waiting.stop();
+    }
+  }
+
+  /** Ends the subscriber connection and every wait (the command connection is the caller's). */
   async close(): Promise<void> {
-    const subscriber = this.subscriber;
-    this.subscriber = undefined;
+    this.closing.abort();
+    for (const timer of this.refreshTimers) clearInterval(timer);
+    this.refreshTimers.clear();
     this.holders.clear();
-    if (subscriber) await subscriber.quit().catch(() => subscriber.disconnect());
+    // Not quit(): it waits for a connection that may never come back. A subscriber has nothing to flush.
+    this.subscriber.disconnect();
   }
 
   lockKey(id: string): string {
@@ -94,37 +160,117 @@ export class RedisLocker implements Locker {
     return `${this.prefix}release:${id}`;
   }
 
-  /** @internal Registers a holder's release callback; resolves once the channel is subscribed. */
-  async listen(channel: string, onRelease: () => void): Promise<() => Promise<void>> {
-    if (!this.subscriber) {
-      const subscriber = this.redis.duplicate();
-      subscriber.on('message', (ch: string) => this.holders.get(ch)?.forEach((release) => release()));
-      subscriber.on('error', (error: unknown) => this.logger?.warn({ err: error }, 'lock subscriber connection error'));
-      this.subscriber = subscriber;
-    }
-    const subscriber = this.subscriber;
-    let set = this.holders.get(channel);
+  unlockedChannel(id: string): string {
+    return `${this.prefix}unlocked:${id}`;
+  }
+
+  /** @internal Bounds a wait loop in rounds too (each round sleeps until a wake). */
+  maxRounds(): number {
+    return 4 * Math.ceil(this.acquireTimeoutMs / this.pollMs) + 100;
+  }
+
+  /** @internal Asks the holder of `id`, on whichever instance, to let go. Best effort. */
+  async askToRelease(id: string): Promise<void> {
+    await this.redis.publish(this.releaseChannel(id), '1').catch((error: unknown) => this.logger?.warn({ err: error, uploadId: id }, 'could not ask a lock holder to release'));
+  }
+
+  /** @internal Registers a holder's release callback; returns its removal. */
+  hold(id: string, onRelease: () => void): () => void {
+    let set = this.holders.get(id);
     if (!set) {
       set = new Set();
-      this.holders.set(channel, set);
+      this.holders.set(id, set);
     }
     set.add(onRelease);
-    await subscriber.subscribe(channel);
-    return async () => {
-      const current = this.holders.get(channel);
+    return () => {
+      const current = this.holders.get(id);
       current?.delete(onRelease);
-      if (current?.size === 0) {
-        this.holders.delete(channel);
-        if (this.subscriber === subscriber) await subscriber.unsubscribe(channel).catch(() => undefined);
+      if (current?.size === 0) this.holders.delete(id);
+    };
+  }
+
+  /**
+   * @internal One waiter on `id`: `next()` resolves with why it should look again, or
+   * 'stop' once `signal` aborts, the acquire timeout passes or the locker closes.
+   */
+  waiter(id: string, signal: AbortSignal | undefined): { next(): Promise<WakeReason | 'stop'>; stop(): void } {
+    const stopSignal = AbortSignal.any([this.closing.signal, AbortSignal.timeout(this.acquireTimeoutMs), ...(signal ? [signal] : [])]);
+    let pending: WakeReason | 'stop' | undefined;
+    let resolveNext: ((reason: WakeReason | 'stop') => void) | undefined;
+    const deliver = (reason: WakeReason | 'stop') => {
+      // An unlock outranks a poll tick that has not been consumed yet.
+      if (pending !== 'stop' && pending !== 'unlocked') pending = reason;
+      if (resolveNext) {
+        const resolve = resolveNext;
+        resolveNext = undefined;
+        resolve(pending);
+        pending = undefined;
       }
     };
+    const onStop = () => deliver('stop');
+    stopSignal.addEventListener('abort', onStop, { once: true });
+    const unwatch = this.watch(id, deliver);
+    return {
+      next() {
+        if (stopSignal.aborted) return Promise.resolve('stop');
+        if (pending) {
+          const reason = pending;
+          pending = undefined;
+          return Promise.resolve(reason);
+        }
+        return new Promise((resolve) => {
+          resolveNext = resolve;
+        });
+      },
+      stop() {
+        stopSignal.removeEventListener('abort', onStop);
+        unwatch();
+      },
+    };
+  }
+
+  /** Adds a listener to `id`'s watch, subscribing and starting its poll for the first one. */
+  private watch(id: string, listener: (reason: WakeReason) => void): () => void {
+    let watch = this.watches.get(id);
+    if (!watch) {
+      const timer = setInterval(() => this.wake(id, 'poll'), this.pollMs);
+      timer.unref();
+      const created: Watch = { listeners: new Set(), timer, subscribed: false };
+      watch = created;
+      this.watches.set(id, created);
+      this.subscriber.subscribe(this.unlockedChannel(id)).then(
+        () => {
+          if (this.watches.get(id) !== created) return;
+          created.subscribed = true;
+          // An unlock between a waiter's last look and this subscription sent us nothing: look again.
+          this.wake(id, 'subscribed');
+        },
+        (error: unknown) => this.logger?.warn({ err: error, uploadId: id }, 'could not subscribe to unlocks; waiting by polling'),
+      );
+    }
+    const { listeners } = watch;
+    listeners.add(listener);
+    // Same for a waiter joining a live subscription: an unlock may have come before it joined.
+    if (watch.subscribed) listener('subscribed');
+    return () => {
+      listeners.delete(listener);
+      const current = this.watches.get(id);
+      if (listeners.size > 0 || current?.listeners !== listeners) return;
+      clearInterval(current.timer);
+      this.watches.delete(id);
+      this.subscriber.unsubscribe(this.unlockedChannel(id)).catch(() => undefined);
+    };
+  }
+
+  private wake(id: string, reason: WakeReason): void {
+    this.watches.get(id)?.listeners.forEach((listener) => listener(reason));
   }
 }
 
 class RedisLock implements Lock {
   private token: string | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
-  private stopListening: (() => Promise<void>) | undefined;
+  private stopHolding: (() => void) | undefined;
 
   constructor(
     private readonly locker: RedisLocker,
@@ -133,73 +279,86 @@ class RedisLock implements Lock {
 
   async lock(signal: AbortSignal, requestRelease: RequestRelease): Promise<void> {
     if (this.token) throw new Error(`lock ${this.id} is already held by this Lock`);
-    const { redis, ttlMs, acquireTimeoutMs } = this.locker;
-    const key = this.locker.lockKey(this.id);
     const token = randomBytes(16).toString('hex');
-    const deadline = Date.now() + acquireTimeoutMs;
-    const stop = AbortSignal.any([signal, AbortSignal.timeout(acquireTimeoutMs)]);
+    if (await this.tryAcquire(token)) return this.hold(token, requestRelease);
+    if (signal.aborted) throw ERRORS.ERR_LOCK_TIMEOUT;
 
-    // Bounded: a round every 5-100 ms until the deadline, and at most this many rounds.
-    const maxRounds = Math.ceil(acquireTimeoutMs / 5) + 1;
-    for (let round = 0; round < maxRounds && !stop.aborted && Date.now() <= deadline; round += 1) {
-      const acquired = await redis.set(key, token, 'PX', ttlMs, 'NX');
-      if (acquired === 'OK') {
-        this.token = token;
-        await this.hold(key, token, requestRelease);
-        return;
+    const waiting = this.locker.waiter(this.id, signal);
+    try {
+      await this.locker.askToRelease(this.id);
+      for (let round = 0; round < this.locker.maxRounds(); round += 1) {
+        const reason = await waiting.next();
+        if (reason === 'stop') break;
+        if (await this.tryAcquire(token)) return this.hold(token, requestRelease);
+        // Taken by someone else in between, or the holder missed the request: ask (again).
+        if (reason !== 'subscribed') await this.locker.askToRelease(this.id);
       }
-      // Ask the holder (on whichever instance) to let go; repeated each round on purpose.
-      await redis.publish(this.locker.releaseChannel(this.id), token);
-      const delay = Math.min(100, 5 * 2 ** Math.min(round, 5));
-      await sleep(Math.round(delay * (0.5 + Math.random())), stop);
+    } finally {
+      waiting.stop();
     }
     throw ERRORS.ERR_LOCK_TIMEOUT;
   }
 
-  /** Subscribes to release requests and starts refreshing the TTL. */
-  private async hold(key: string, token: string, requestRelease: RequestRelease): Promise<void> {
-    const { redis, ttlMs, refreshMs, logger } = this.locker;
-    let released = false;
-    const release = () => {
-      if (released || this.token !== token) return;
-      released = true;
-      Promise.resolve()
-        .then(requestRelease)
-        .catch((error: unknown) => logger?.warn({ err: error, upload: this.id }, 'lock release callback failed'))
-        .finally(() => {
-          released = false;
-        });
-    };
-    this.refreshTimer = setInterval(() => {
-      redis.eval(REFRESH, 1, key, token, String(ttlMs)).then(
-        (kept) => {
-          if (kept === 0 && this.token === token) {
-            logger?.warn({ upload: this.id }, 'upload lock expired while held; asking the request to stop');
-            release();
-          }
-        },
-        (error: unknown) => logger?.warn({ err: error, upload: this.id }, 'could not refresh an upload lock'),
-      );
-    }, refreshMs);
-    this.refreshTimer.unref();
+  private async tryAcquire(token: string): Promise<boolean> {
+    const { redis, ttlMs } = this.locker;
     try {
-      this.stopListening = await this.locker.listen(this.locker.releaseChannel(this.id), release);
+      return (await redis.set(this.locker.lockKey(this.id), token, 'PX', ttlMs, 'NX')) === 'OK';
     } catch (error) {
-      await this.unlock().catch(() => undefined);
-      throw error;
+      throw unavailable(error);
     }
   }
 
+  /** Listens for release requests and starts refreshing the TTL. */
+  private hold(token: string, requestRelease: RequestRelease): void {
+    const { redis, ttlMs, refreshMs, logger } = this.locker;
+    const key = this.locker.lockKey(this.id);
+    this.token = token;
+    let releasing = false;
+    const release = () => {
+      if (releasing || this.token !== token) return;
+      releasing = true;
+      Promise.resolve()
+        .then(requestRelease)
+        .catch((error: unknown) => logger?.warn({ err: error, uploadId: this.id }, 'lock release callback failed'))
+        .finally(() => {
+          releasing = false;
+        });
+    };
+    this.stopHolding = this.locker.hold(this.id, release);
+    const timer = setInterval(() => {
+      redis.eval(REFRESH, 1, key, token, String(ttlMs)).then(
+        (kept) => {
+          if (kept === 0 && this.token === token) {
+            logger?.warn({ uploadId: this.id }, 'upload lock expired while held; asking the request to stop');
+            release();
+          }
+        },
+        (error: unknown) => logger?.warn({ err: error, uploadId: this.id }, 'could not refresh an upload lock'),
+      );
+    }, refreshMs);
+    timer.unref();
+    this.refreshTimer = timer;
+    this.locker.refreshTimers.add(timer);
+  }
+
+  /**
+   * Releases the lock if this Lock holds it; otherwise (never locked, already unlocked,
+   * expired and taken) does nothing. A Redis failure is logged, not thrown: the request's
+   * own outcome stands, and the key expires within the TTL.
+   */
   async unlock(): Promise<void> {
     const token = this.token;
     this.token = undefined;
-    clearInterval(this.refreshTimer);
-    this.refreshTimer = undefined;
-    const stopListening = this.stopListening;
-    this.stopListening = undefined;
-    await stopListening?.();
-    // Not holding it (never locked, already unlocked, or expired): nothing of ours to delete.
+    if (this.refreshTimer) {
+      clearInterval(this.refreshTimer);
+      this.locker.refreshTimers.delete(this.refreshTimer);
+      this.refreshTimer = undefined;
+    }
+    this.stopHolding?.();
+    this.stopHolding = undefined;
     if (!token) return;
-    await this.locker.redis.eval(UNLOCK, 1, this.locker.lockKey(this.id), token);
+    await this.locker.redis
+      .eval(UNLOCK, 1, this.locker.lockKey(this.id), token, this.locker.unlockedChannel(this.id))
+      .catch((error: unknown) => this.locker.logger?.warn({ err: error, uploadId: this.id }, 'could not release an upload lock; it expires on its own'));
   }
 }

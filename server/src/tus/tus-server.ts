@@ -1,19 +1,21 @@
-import { MemoryLocker, Server, type ServerOptions } from '@tus/server';
-import { HEADERS, type Locker } from '@tus/utils';
+import { Server, type ServerOptions } from '@tus/server';
+import { HEADERS } from '@tus/utils';
 import type { Config } from '../config.js';
 import { internalError } from '../errors.js';
 import { EXPOSED_HEADER_NAMES } from '../http/cors.js';
 import type { Logger } from '../logger.js';
 import type { UploadStorage } from '../storage/index.js';
+import { createMemoryLocker } from '../uploads/memory-locker.js';
+import type { UploadLocker } from '../uploads/upload-locker.js';
 import { translateTusError } from './error-mapping.js';
 
 /** The callbacks our upload lifecycle plugs into @tus/server. */
 export type TusCallbacks = Pick<ServerOptions, 'onUploadCreate' | 'onUploadFinish' | 'onIncomingRequest'>;
 
-export type TusServerDeps = Readonly<{ config: Config; storage: UploadStorage; logger: Logger; locker?: Locker; callbacks?: TusCallbacks }>;
+export type TusServerDeps = Readonly<{ config: Config; storage: UploadStorage; logger: Logger; locker?: UploadLocker; callbacks?: TusCallbacks }>;
 
 /** The @tus/server instance behind our routes. Returned with its locker, which the expiry sweep shares. */
-export function createTusServer({ config, storage, logger, locker = new MemoryLocker(), callbacks = {} }: TusServerDeps): { tus: Server; locker: Locker } {
+export function createTusServer({ config, storage, logger, locker = createMemoryLocker(), callbacks = {} }: TusServerDeps): { tus: Server; locker: UploadLocker } {
   const tus = new Server({
     ...callbacks,
     postReceiveInterval: config.hooks.postReceiveIntervalMs,
