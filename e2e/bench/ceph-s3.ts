@@ -1,5 +1,5 @@
 /**
- * The S3 endpoint of e2e/bench/throughput.ts: the local Ceph RADOS Gateway of
+ * The S3 endpoint of the benchmark (e2e/bench/main.ts): the local Ceph RADOS Gateway of
  * e2e/services/ceph-rgw.sh, started when it is not running (and then stopped again by `close`,
  * never when somebody else started it), with a bucket of the bench's own that is emptied
  * after every run and deleted at the end.

@@ -1,5 +1,5 @@
 /**
- * Baseline for e2e/bench/throughput.ts: a plain @tus/server on node:http with @tus/file-store
+ * The reference of the benchmark (e2e/bench/main.ts): a plain @tus/server on node:http with @tus/file-store
  * (STORAGE=file, the default) or @tus/s3-store (STORAGE=s3), with none of this project's code
  * in the request path.
  *

@@ -1,0 +1,85 @@
+/**
+ * Many small uploads, each one POST carrying all its bytes (creation-with-upload), `inFlight`
+ * at a time over keep-alive connections. Uploads/s is what the client sees; server CPU per
+ * upload is read around that window. This server (A) keeps processing on (that is the point),
+ * so after the window the bench waits, apart, for its processing queue to drain: until the
+ * last upload's status (GET /uploads/<id>) is final and STORAGE_DIR/.queue/pending is empty.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { createUpload, keepAlive, request } from './http-client.js';
+import { formatSize, percentile, round1, sleep } from './units.js';
+import type { RunContext, Workload } from './workload-types.js';
+
+const FINAL_STATES = new Set(['done', 'failed', 'rejected']);
+
+/** Milliseconds until A's processing has caught up with every upload; bounded by the run's signal. */
+async function drain(ctx: RunContext, lastId: string): Promise<{ drainMs: number; lastState: string }> {
+  const started = performance.now();
+  const agent = keepAlive(1);
+  const pendingDir = path.join(ctx.storageDir, '.queue', 'pending');
+  try {
+    for (;;) {
+      ctx.signal.throwIfAborted();
+      const reply = await request(agent, `${ctx.server.url}/uploads/${lastId}`, 'GET', {}, 0, ctx.signal);
+      const state = reply.status === 200 ? (JSON.parse(reply.body) as { state?: string }).state ?? '?' : `HTTP ${reply.status}`;
+      const pending = fs.existsSync(pendingDir) ? fs.readdirSync(pendingDir).length : 0;
+      if (FINAL_STATES.has(state) && pending === 0) return { drainMs: Math.round(performance.now() - started), lastState: state };
+      await sleep(50);
+    }
+  } finally {
+    agent.destroy();
+  }
+}
+
+export function smallWorkload(count: number, size: number, inFlight: number): Workload {
+  return {
+    name: 'small',
+    title: `${count} × ${formatSize(size)} creation-with-upload, ${inFlight} in flight`,
+    storages: ['file'],
+    metrics: [
+      { key: 'uploadsPerSec', label: 'uploads/s', unit: '/s', higherIsBetter: true, digits: 0 },
+      { key: 'cpuMsPerOp', label: 'server CPU ms per upload', unit: 'ms', higherIsBetter: false, digits: 2 },
+      { key: 'drainMs', label: 'processing drained after (ms)', unit: 'ms', higherIsBetter: false, digits: 0 },
+    ],
+    estimateSec: count / 500,
+    diskBytes: count * (size + 8192),
+    async run(ctx) {
+      const agent = keepAlive(inFlight);
+      try {
+        const ids: string[] = [];
+        const latencies: number[] = [];
+        let next = 0;
+        ctx.meter.begin();
+        const started = performance.now();
+        await Promise.all(
+          Array.from({ length: inFlight }, async () => {
+            while (next < count) {
+              next++;
+              const t0 = performance.now();
+              const { uploadId } = await createUpload(agent, ctx.server.url, size, ctx.signal, size);
+              latencies.push(performance.now() - t0);
+              ids.push(uploadId);
+            }
+          }),
+        );
+        const elapsedMs = performance.now() - started;
+        ctx.meter.end();
+        const { drainMs, lastState } = ctx.spec.role === 'A' ? await drain(ctx, ids.at(-1)!) : { drainMs: null, lastState: null };
+        if (ctx.spec.storage === 'file') {
+          for (const id of ids) {
+            const stored = await ctx.storedSize(id);
+            if (stored !== size) throw new Error(`server ${ctx.spec.name} stored ${stored ?? 'no'} bytes of ${id}, expected ${size}`);
+          }
+        }
+        return {
+          metrics: { uploadsPerSec: round1(count / (elapsedMs / 1000)), drainMs },
+          ops: count, opsUnit: 'requests',
+          detail: { count, sizeBytes: size, inFlight, elapsedMs: Math.round(elapsedMs), p50Ms: round1(percentile(latencies, 50)), p99Ms: round1(percentile(latencies, 99)), lastState },
+        };
+      } finally {
+        agent.destroy();
+      }
+    },
+  };
+}
