@@ -67,7 +67,11 @@ export const internalError = () => new HttpError('ERR_INTERNAL_SERVER_ERROR', 's
 /** Network errors: the service behind the server (S3, Redis) did not answer. */
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
 
-type ServiceFailure = { code?: unknown; name?: unknown; message?: unknown; cause?: unknown; $metadata?: { httpStatusCode?: unknown } };
+/** ioredis: errors Redis answered (LOADING, READONLY, OOM...) or the client raised for a broken connection. */
+const REDIS_ERROR_NAMES = new Set(['ReplyError', 'ParserError', 'InterruptError', 'RedisError']);
+const REDIS_STATE_MESSAGES = ['Connection in subscriber mode', "Stream isn't writeable", 'Ready check failed', 'Command timed out', 'Command aborted due to connection close'];
+
+type ServiceFailure = { code?: unknown; name?: unknown; message?: unknown; cause?: unknown; command?: unknown; $metadata?: { httpStatusCode?: unknown } };
 
 /**
  * Whether an error means a service the server depends on (S3, Redis, a JWKS endpoint) is
@@ -78,10 +82,13 @@ type ServiceFailure = { code?: unknown; name?: unknown; message?: unknown; cause
 export function isServiceUnavailable(error: unknown): boolean {
   let current: unknown = error;
   for (let depth = 0; depth < 5 && current !== null && typeof current === 'object'; depth += 1) {
-    const { code, name, message, cause, $metadata } = current as ServiceFailure;
+    const { code, name, message, cause, command, $metadata } = current as ServiceFailure;
     if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
     // ioredis: retries per command exhausted, or the connection is gone for good.
     if (name === 'MaxRetriesPerRequestError' || message === 'Connection is closed.') return true;
+    // ioredis: any other Redis trouble (its AbortError only with the command it aborted: DOM AbortErrors are not Redis's).
+    if (typeof name === 'string' && (REDIS_ERROR_NAMES.has(name) || (name === 'AbortError' && typeof command === 'object' && command !== null))) return true;
+    if (typeof message === 'string' && REDIS_STATE_MESSAGES.some((start) => message.startsWith(start))) return true;
     // AWS SDK: a request that timed out, or S3 answering 5xx (SlowDown, ServiceUnavailable, InternalError).
     if (name === 'TimeoutError') return true;
     if (typeof $metadata?.httpStatusCode === 'number' && $metadata.httpStatusCode >= 500) return true;

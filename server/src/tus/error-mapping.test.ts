@@ -1,4 +1,5 @@
 import { ERRORS } from '@tus/utils';
+import { ReplyError } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { HttpError } from '../errors.js';
 import { translateTusError } from './error-mapping.js';
@@ -70,5 +71,27 @@ describe('translateTusError', () => {
     ['an object with only a status', { status_code: 500 }],
   ])('leaves %s to the generic 500', (_label, error) => {
     expect(translateTusError(error, noHeaders, MAX)).toBeUndefined();
+  });
+
+  /** What ioredis raises when Redis is loading, read-only, gone, or a connection is in the wrong state. */
+  const redisFailure = (message: string, extra: Record<string, unknown> = {}) => Object.assign(new Error(message), extra);
+  it.each([
+    ['a ReplyError (Redis loading)', new (ReplyError as new (message: string) => Error)('LOADING Redis is loading the dataset in memory')],
+    ['a ReplyError (replica)', new (ReplyError as new (message: string) => Error)("READONLY You can't write against a read only replica.")],
+    ['a command on a subscriber connection', redisFailure('Connection in subscriber mode, only subscriber commands may be used')],
+    ['a failed ready check', redisFailure('Ready check failed: Connection in subscriber mode, only subscriber commands may be used')],
+    ['an aborted command', Object.assign(redisFailure('Command aborted due to connection close'), { name: 'AbortError', command: { name: 'set', args: [] } })],
+    ['a command timeout', redisFailure('Command timed out')],
+    ['retries exhausted', Object.assign(redisFailure('Reached the max retries per request limit (which is 3).'), { name: 'MaxRetriesPerRequestError' })],
+    ['a Redis error as the cause', new Error('lock failed', { cause: redisFailure('Connection is closed.') })],
+  ])('answers Redis trouble (%s) with a retryable 503, never a 500', (_label, error) => {
+    const mapped = translateTusError(error, noHeaders, MAX);
+    expect(mapped?.status).toBe(503);
+    expect(mapped?.code).toBe('ERR_SERVICE_UNAVAILABLE');
+    expect(mapped?.headers['Retry-After']).toBeDefined();
+  });
+
+  it('leaves an AbortError that is not from Redis (a client gone) to the generic handling', () => {
+    expect(translateTusError(new DOMException('The operation was aborted.', 'AbortError'), noHeaders, MAX)).toBeUndefined();
   });
 });
