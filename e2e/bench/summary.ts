@@ -49,7 +49,7 @@ export function summarize(runs: readonly Run[], workloads: readonly Workload[], 
         rows.push({
           workload: workload.name,
           storage,
-          title: workload.title,
+          title: storage === 's3' ? (workload.s3Title ?? workload.title) : workload.title,
           metric: metric.key,
           label: metric.label,
           higherIsBetter: metric.higherIsBetter,

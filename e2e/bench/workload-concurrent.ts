@@ -15,7 +15,8 @@ export function concurrentWorkload(file: ConcurrentShape, s3: ConcurrentShape): 
   const shapeOf = (storage: string) => (storage === 's3' ? s3 : file);
   return {
     name: 'concurrent',
-    title: `${file.count} uploads × ${formatSize(file.size)} at once${s3.count !== file.count ? ` (S3: ${s3.count})` : ''}`,
+    title: `${file.count} uploads × ${formatSize(file.size)} at once`,
+    s3Title: `${s3.count} uploads × ${formatSize(s3.size)} at once`,
     storages: ['file', 's3'],
     metrics: [
       { key: 'mibPerSec', label: 'MiB/s', unit: 'MiB/s', higherIsBetter: true, digits: 0 },

@@ -41,6 +41,8 @@ export interface Workload {
   readonly name: WorkloadName;
   /** What it does, for the table and the up-front plan. */
   readonly title: string;
+  /** The title on S3, when the workload is shaped differently there. */
+  readonly s3Title?: string;
   readonly storages: readonly StorageKind[];
   readonly metrics: readonly Metric[];
   /** Rough seconds of work in one run, for the up-front estimate. */
