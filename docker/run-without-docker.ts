@@ -1,12 +1,14 @@
 /**
- * Runs docker/Dockerfile's install and start steps without a Docker engine, as read from
- * the Dockerfile itself: each stage gets a clean temporary root, the COPY instructions copy
- * what the build context (filtered by Dockerfile.dockerignore) would give them, the `npm ci`
- * RUN step runs as written, and the final stage's CMD starts with its ENV. Then the
- * HEALTHCHECK command must pass, a small tus upload must round-trip, the browser demo at /
- * and the files it loads must answer 200, and SIGTERM must end the server with exit code 0.
- * A dependency the server needs but only devDependencies list fails here, as it would in the
- * image: the clean folder never had devDependencies.
+ * Runs docker/Dockerfile's install, build and start steps without a Docker engine, as read
+ * from the Dockerfile itself: each stage gets a clean temporary root, the COPY instructions
+ * copy what the build context (filtered by Dockerfile.dockerignore) or an earlier stage would
+ * give them, the `npm ci` and `npm run build` RUN steps run as written, and the final stage's
+ * CMD starts with its ENV. The image must run compiled JavaScript with plain node (no
+ * TypeScript source or loader in it); then the HEALTHCHECK command must pass, a small tus
+ * upload must round-trip, the browser demo at / and the files it loads must answer 200, and
+ * SIGTERM must end the server with exit code 0. A dependency the server needs but only
+ * devDependencies list fails here, as it would in the image: the runtime stage's clean folder
+ * never had devDependencies (only the build stage has them, to compile).
  *
  *   node --import tsx docker/run-without-docker.ts     (e2e/docker-steps.test.ts runs it in npm test)
  *
@@ -182,7 +184,9 @@ async function runStep(fsys: StageFs, command: string, line: string): Promise<vo
       continue;
     }
     const [program, ...args] = part.split(/\s+/);
-    if (program !== 'npm' || args[0] !== 'ci' || args.some((a) => /["'$`\\]/.test(a))) {
+    // npm ci installs, npm run build compiles server/src (the build stage): both as written.
+    const known = args[0] === 'ci' || (args[0] === 'run' && args[1] === 'build' && args.length === 2);
+    if (program !== 'npm' || !known || args.some((a) => /["'$`\\]/.test(a))) {
       throw new StepError(`RUN ${part} (Dockerfile line ${line}) is new to this script: teach docker/run-without-docker.ts what it means outside Docker`);
     }
     log(`run   RUN ${part}`);
@@ -247,6 +251,18 @@ function checkNoDevDependencies(appDir: string): void {
     (name) => lock.packages[`node_modules/${name}`]?.dev === true && fs.existsSync(path.join(appDir, 'node_modules', name)),
   );
   if (present.length > 0) throw new StepError(`devDependencies were installed: ${present.join(', ')}`);
+}
+
+/** The image runs what the build stage compiled: its CMD names a .js file it holds, and no TypeScript comes along. */
+function checkCompiledOnly(appDir: string, cmd: readonly string[]): void {
+  const entry = cmd.at(-1) ?? '';
+  if (cmd[0] !== 'node' || !entry.endsWith('.js') || !fs.existsSync(path.join(appDir, entry))) {
+    throw new StepError(`CMD ${JSON.stringify(cmd)}: expected node and a compiled .js entry that the image holds`);
+  }
+  const loader = cmd.find((arg) => /^--(import|loader|experimental-loader|require)\b|^-r$/.test(arg));
+  if (loader) throw new StepError(`CMD ${JSON.stringify(cmd)} loads ${loader}: the image runs compiled JavaScript with plain node`);
+  const sources = (fs.readdirSync(appDir, { recursive: true }) as string[]).filter((file) => !file.split(path.sep).includes('node_modules') && /\.[cm]?ts$/.test(file) && !file.endsWith('.d.ts'));
+  if (sources.length > 0) throw new StepError(`the image holds TypeScript source it does not run: ${sources.slice(0, 5).join(', ')}`);
 }
 
 function freePort(): Promise<number> {
@@ -327,6 +343,8 @@ async function main(): Promise<void> {
 
   const cmd = cmdOf(final);
   if (!cmd) throw new StepError('the Dockerfile has no CMD');
+  checkCompiledOnly(appDir, cmd);
+  log(`check CMD runs compiled JavaScript: ${cmd.at(-1)} is in the image, no .ts file or loader`);
   const entrypoint = entrypointOf(final) ?? [];
   if (entrypoint.length > 0 && !(/(^|\/)tini$/.test(entrypoint[0] ?? '') && entrypoint.slice(1).join(' ') === '--')) {
     throw new StepError(`ENTRYPOINT ${JSON.stringify(entrypoint)} is new to this script: it only knows tini, which forwards signals`);

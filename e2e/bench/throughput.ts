@@ -6,7 +6,7 @@
  *
  *   npm run bench                                   # A-file vs B-file: 1 GiB, both cases, 3 rounds
  *   npm run bench -- --size 1GiB,256MiB --gc-trace --out /tmp/bench.json
- *   npm run bench -- --extra 'A+heap=server/src/main.ts --initial-old-space-size=64'
+ *   npm run bench -- --extra 'A-noheap=server/dist/main.js'
  *   npm run bench -- --servers A-s3,A-file,B-s3 --total-timeout 3600 --out /tmp/s3-bench.json
  *                                                   # S3 vs file, and A vs a plain @tus/s3-store, on Ceph
  *
@@ -44,7 +44,7 @@
  * again and again with backpressure, so it costs the same for every server and never holds
  * the file. Every spawned process is killed by PID on exit, on errors and on timeouts.
  */
-import { startNodeFlags } from '../support/start-command.js';
+import { startEntry, startNodeFlags } from '../support/start-command.js';
 import { killChildren } from '../support/kill-children.js';
 import { openCephS3, type CephS3 } from './ceph-s3.js';
 import { DiskSampler, diskUsage } from './disk-sampler.js';
@@ -196,8 +196,8 @@ const plainServer = (name: string): ServerSpec => ({
 });
 /** The servers --servers picks from. A runs with the flags of `npm start` (a V8 heap setting that avoids needless full GCs). */
 const CATALOGUE: readonly ServerSpec[] = [
-  ourServer('A-file', 'server/src/main.ts', startNodeFlags()),
-  ourServer('A-s3', 'server/src/main.ts', startNodeFlags()),
+  ourServer('A-file', startEntry(), startNodeFlags()),
+  ourServer('A-s3', startEntry(), startNodeFlags()),
   plainServer('B-file'),
   plainServer('B-s3'),
 ];
@@ -477,7 +477,8 @@ function startServer(spec: ServerSpec, storageDir: string, size: number, s3Prefi
   // Servers get exactly the flags above, not whatever loader the bench itself runs under.
   delete env.NODE_OPTIONS;
   const spawnedAt = performance.now();
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', spec.entry], {
+  // Compiled JavaScript (A, as npm start runs it) needs no loader; a .ts entry gets tsx.
+  const child = spawn(process.execPath, [...nodeArgs, ...(spec.entry.endsWith('.ts') ? ['--import', 'tsx'] : []), spec.entry], {
     cwd: REPO_ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -216,9 +216,10 @@ export function makeTempDir(prefix: string): Promise<string> {
 }
 
 /**
- * Starts the real server (`node --import tsx server/src/main.ts`) on 127.0.0.1 with PORT=0 and
- * waits, bounded, for its `listening on` line. The temporary storage directory it made (if it
- * made one) is removed by stop().
+ * Starts the real server (`npm start`'s command, `node <flags> server/dist/main.js`, rebuilt
+ * first when server/src changed) on 127.0.0.1 with PORT=0 and waits, bounded, for its
+ * `listening on` line. The temporary storage directory it made (if it made one) is removed by
+ * stop().
  */
 export async function startServer(options: StartOptions = {}): Promise<ServerProcess> {
   const ownsStorage = options.storageDir === undefined;

@@ -16,6 +16,7 @@ import {
   userOf,
   volumesOf,
 } from '../../docker/dockerfile.js';
+import { ENTRY } from '../scripts/ensure-build.mjs';
 import { CONFIG_VARIABLES, parseConfig, type Config, type Env } from './config.js';
 import { DEMO_FILES, DEMO_PACKAGES } from './routes/demo-page.js';
 import { parseDuration } from './units/duration.js';
@@ -30,7 +31,8 @@ import { parseDuration } from './units/duration.js';
 const repo = (file: string) => fileURLToPath(new URL(`../../${file}`, import.meta.url));
 const read = (file: string) => fs.readFileSync(repo(file), 'utf8');
 
-const pkg = JSON.parse(read('package.json')) as { scripts: { start: string }; dependencies: Record<string, string> };
+const pkg = JSON.parse(read('package.json')) as { scripts: { start: string; build?: string }; dependencies: Record<string, string> };
+const DIST_DIR = path.posix.dirname(ENTRY);
 const readme = read('README.md');
 
 const stages = parseDockerfile(read('docker/Dockerfile'));
@@ -148,8 +150,27 @@ describe('docker/Dockerfile', () => {
     expect(runsOf(runtime).join('\n'), 'nothing is installed in the runtime stage').not.toMatch(/\bnpm (ci|install|i)\b/);
   });
 
-  it('copies what main.ts loads, and the build context holds it; every package it loads is a dependency', () => {
-    const contextCopies = copiesOf(runtime).filter((copy) => copy.from === undefined);
+  it('compiles server/src in a build stage of its own (every dependency, from the lockfile), and the image takes only its output', () => {
+    const output = copiesOf(runtime).find((copy) => copy.from !== undefined && copy.sources.some((source) => source.replace(/\/$/, '') === `/app/${DIST_DIR}`));
+    const build = stages.find((stage) => stage.name === output?.from);
+    expect(build, `the runtime stage copies ${DIST_DIR} from a build stage`).toBeDefined();
+    expect(output?.dest.replace(/^\.\/|\/$/g, ''), 'the same layout: server/dist beside node_modules and package.json').toBe(DIST_DIR);
+    const runs = runsOf(build!);
+    expect(runs[0], 'TypeScript is a devDependency: the build stage installs them all').toMatch(/^npm ci(\s|$)/);
+    expect(runs[0]).not.toMatch(/--omit=dev|--production/);
+    expect(runs.at(-1)).toBe('npm run build');
+    expect(pkg.scripts.build).toBe('node server/scripts/ensure-build.mjs --build');
+    const buildSources = copiesOf(build!).flatMap((copy) => copy.sources.map((s) => s.replace(/^\.\/|\/$/g, '')));
+    for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'server/tsconfig.build.json', 'server/scripts', 'server/src']) {
+      expect(buildSources, `the build stage copies ${needed}`).toContain(needed);
+    }
+    // package.json makes node load server/dist's .js files as ES modules.
+    expect(copiesOf(runtime).filter((copy) => copy.from === undefined).flatMap((copy) => copy.sources)).toContain('package.json');
+  });
+
+  it('copies what main.ts loads into the build stage, and the build context holds it; every package it loads is a dependency', () => {
+    const build = stages.find((stage) => runsOf(stage).includes('npm run build'))!;
+    const contextCopies = copiesOf(build).filter((copy) => copy.from === undefined);
     const sources = contextCopies.flatMap((copy) => copy.sources.map((s) => s.replace(/^\.\/|\/$/g, '')));
     for (const source of sources) {
       expect(fs.existsSync(repo(source)), `COPY ${source}`).toBe(true);
@@ -159,14 +180,23 @@ describe('docker/Dockerfile', () => {
     expect(files.size).toBeGreaterThan(10);
     for (const file of files) {
       expect(fs.existsSync(repo(file)), `${file} (imported at runtime)`).toBe(true);
-      expect(sources.some((source) => file === source || file.startsWith(`${source}/`)), `${file} is copied into the image`).toBe(true);
+      expect(sources.some((source) => file === source || file.startsWith(`${source}/`)), `${file} is copied into the build stage`).toBe(true);
       expect(ignored(file), `${file} is imported at runtime but Dockerfile.dockerignore leaves it out`).toBe(false);
     }
-    const cmd = cmdOf(runtime) ?? [];
-    const loaders = cmd.flatMap((arg, i) => (cmd[i - 1] === '--import' ? [arg] : []));
-    for (const name of [...packages, ...loaders]) {
+    for (const file of ['tsconfig.json', 'server/tsconfig.build.json', 'server/scripts/ensure-build.mjs']) expect(ignored(file), `${file} is needed to build`).toBe(false);
+    for (const name of packages) {
       expect(Object.keys(pkg.dependencies), `${name} is needed at runtime: list it under dependencies`).toContain(name);
     }
+  });
+
+  it('runs the compiled entry with plain node: no TypeScript source, loader or tsx in the image', () => {
+    const cmd = cmdOf(runtime) ?? [];
+    expect(cmd[0]).toBe('node');
+    expect(cmd.at(-1)).toBe(ENTRY);
+    expect(cmd.filter((arg) => /^--(import|loader|experimental-loader|require)\b|^-r$/.test(arg)), 'a loader in CMD').toEqual([]);
+    const runtimeSources = copiesOf(runtime).flatMap((copy) => copy.sources.map((s) => s.replace(/^\.\/|\/$/g, '')));
+    expect(runtimeSources.filter((source) => source === 'server/src' || source.startsWith('server/src/') || source.endsWith('.ts'))).toEqual([]);
+    expect(Object.keys(pkg.dependencies), 'tsx compiles at start-up: a devDependency only').not.toContain('tsx');
   });
 
   it('copies the browser demo to where the server reads it, and the packages it serves are dependencies', () => {
