@@ -31,6 +31,15 @@ export type Job = NewJob &
     lastError: string | null;
   }>;
 
+/**
+ * The payload of a `process-upload` job. `streamed` is the digest computed while the bytes
+ * arrived (head in base64), carried in the job so whichever instance runs it skips the read.
+ */
+export type ProcessUploadPayload = Readonly<{
+  id: string;
+  streamed?: Readonly<{ sha256: string; bytes: number; head: string }>;
+}>;
+
 export type JobStatus = 'pending' | 'done' | 'dead';
 
 export type RetryPolicy = Readonly<{ maxAttempts: number; baseDelayMs: number; maxDelayMs: number }>;

@@ -5,8 +5,8 @@ import type { HookUpload } from '../hooks/types.js';
 import type { Logger } from '../logger.js';
 import type { UploadStorage } from '../storage/index.js';
 import { plainMetadata } from '../upload-metadata.js';
-import type { Job, JobQueue } from './job-queue.js';
-import type { Processor } from './processors/types.js';
+import type { Job, JobQueue, ProcessUploadPayload } from './job-queue.js';
+import type { Processor, StreamedDigest } from './processors/types.js';
 import type { ProcessingState, StatusRecord, StatusStore } from './status-store.js';
 
 export type ProcessingDeps = Readonly<{
@@ -48,8 +48,10 @@ const now = () => new Date().toISOString();
  * - every end state is announced through the post-process hook.
  */
 export function createProcessing({ storage, queue, statuses, processors, hooks, logger, deleteRejected }: ProcessingDeps) {
-  async function ensure(id: string): Promise<boolean> {
-    return queue.enqueue({ key: processingKey(id), group: processingKey(id), kind: 'process-upload', payload: { id } });
+  /** `streamed`: the digest computed while the bytes arrived, carried durably in the job. */
+  async function ensure(id: string, streamed?: StreamedDigest): Promise<boolean> {
+    const payload: ProcessUploadPayload = streamed ? { id, streamed: { sha256: streamed.sha256, bytes: streamed.bytes, head: streamed.head.toString('base64') } } : { id };
+    return queue.enqueue({ key: processingKey(id), group: processingKey(id), kind: 'process-upload', payload });
   }
 
   /**
@@ -96,7 +98,8 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
   }
 
   async function processUpload(job: Job): Promise<void> {
-    const { id } = job.payload as { id: string };
+    const { id, streamed: carried } = job.payload as ProcessUploadPayload;
+    const streamed = carried ? { sha256: carried.sha256, bytes: carried.bytes, head: Buffer.from(carried.head, 'base64') } : undefined;
     let upload: Upload;
     try {
       upload = await storage.getUpload(id);
@@ -145,7 +148,7 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
       const previous = Object.fromEntries(Object.entries(status.processors).map(([name, p]) => [name, p.result]));
       let outcome;
       try {
-        outcome = await processor.run({ id, size, metadata, read: (range) => storage.read(id, range), previous });
+        outcome = await processor.run({ id, size, metadata, read: (range) => storage.read(id, range), streamed, previous });
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
         await updateExisting(id, (current) => ({

@@ -16,7 +16,7 @@ import { offsetResponse } from './offset-response.js';
 import { checkTusRequest, effectiveMethod, isOffsetStream, TUS_VERSION, type TusTarget } from './protocol-guard.js';
 import { UploadBody } from './upload-body.js';
 import { uploadIdFromSegment } from './upload-id.js';
-import { createdUploadId, rememberRemoteAddress } from './upload-lifecycle.js';
+import { createdUploadId, rememberDigestTap, rememberRemoteAddress } from './upload-lifecycle.js';
 
 export type TusRoutesDeps = Readonly<{
   config: Config;
@@ -105,11 +105,15 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
       }
     }
 
-    const body = carriesUploadBytes(method, raw.headers) ? new UploadBody(bodySource(c), config.server.idleTimeoutMs) : undefined;
+    const carriesBytes = carriesUploadBytes(method, raw.headers);
+    // A creation's bytes start at 0; a PATCH's where it says (the guard checked the header).
+    const digest = carriesBytes ? core.digests.tap(target.kind === 'upload' ? target.id : undefined, method === 'POST' ? 0 : Number(raw.headers.get('upload-offset'))) : undefined;
+    const body = carriesBytes ? new UploadBody(bodySource(c), config.server.idleTimeoutMs, digest && ((chunk) => digest.observe(chunk))) : undefined;
     const untrack = body ? lifecycle.track(body, target.kind === 'upload' ? target.id : undefined) : undefined;
     let response: Response;
     const request = engineRequest(raw, method, body);
     rememberRemoteAddress(request, c.env?.incoming?.socket?.remoteAddress);
+    rememberDigestTap(request, digest);
     try {
       response = await tus.handleWeb(request);
       // @tus/server's own header validation answers `Invalid <names>` outside onResponseError.
@@ -126,6 +130,12 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
     if (created) c.set('uploadId', created);
     // post-create (and post-finish, post-terminate) are queued durably before the client hears of it.
     const touched = created ?? (target.kind === 'upload' && method === 'DELETE' ? target.id : undefined);
+    const digested = created ?? (target.kind === 'upload' ? target.id : undefined);
+    if (digest && digested) {
+      // Continued by the next request only if this one was kept whole: a cut body falls back to a read.
+      const stored = response.ok && !body?.cutReason ? Number(response.headers.get('upload-offset') ?? Number.NaN) : undefined;
+      digest.settle(digested, stored);
+    }
     if (touched) await core.flushed(touched);
     if (body?.cutReason === 'stopped') {
       response = fail(new HttpError('ERR_UPLOAD_STOPPED', 'this upload was stopped by the server and takes no more bytes'));

@@ -39,6 +39,17 @@ describe('UploadBody', () => {
     expect(body.cutReason).toBeUndefined();
   });
 
+  it('shows every chunk to the observer, in the order the consumer reads them', async () => {
+    const source = new PassThrough();
+    const seen: Buffer[] = [];
+    const body = new UploadBody(source, 5_000, (chunk) => seen.push(Buffer.from(chunk)));
+    for (let i = 0; i < 20; i += 1) source.write(Buffer.from(`chunk ${i};`));
+    source.end();
+    const result = await readAll(body.stream);
+    expect(Buffer.concat(seen).toString('utf8')).toBe(result.text);
+    expect(seen.length).toBe(result.chunks.length);
+  });
+
   it('ends an empty source at once', async () => {
     const body = new UploadBody(Readable.from([]), 5_000);
     const result = await readAll(body.stream);

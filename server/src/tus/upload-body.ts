@@ -26,9 +26,14 @@ export class UploadBody {
   private backpressured = false;
   private readonly idleTimer: NodeJS.Timeout;
 
+  /**
+   * @param observe sees every chunk handed to the store, in order (the streaming digest);
+   *   a chunk queued but never consumed is seen too, so it must compare with what was stored.
+   */
   constructor(
     private readonly source: Readable,
     idleTimeoutMs: number,
+    private readonly observe?: (chunk: Buffer) => void,
   ) {
     this.idleTimer = setTimeout(this.onIdle, idleTimeoutMs);
     this.idleTimer.unref();
@@ -70,6 +75,7 @@ export class UploadBody {
   private readonly onData = (chunk: Buffer) => {
     this.bytesReceived += chunk.byteLength;
     this.idleTimer.refresh();
+    this.observe?.(chunk);
     this.controller.enqueue(chunk);
     if ((this.controller.desiredSize ?? 0) <= 0) {
       this.backpressured = true;

@@ -2,6 +2,7 @@ import { EVENTS, type Server, type ServerOptions } from '@tus/server';
 import type { Upload } from '@tus/utils';
 import type { HookRequest, HookUpload } from '../hooks/types.js';
 import { statusPath } from '../routes/status.js';
+import type { DigestTap } from '../uploads/streaming-digest.js';
 import type { UploadCore } from '../uploads/upload-core.js';
 import { uploadStateOf } from '../uploads/upload-state.js';
 
@@ -14,6 +15,14 @@ const createdIds = new WeakMap<Request, string>();
 /** The id of the upload this request created, once @tus/server named it. */
 export function createdUploadId(req: Request): string | undefined {
   return createdIds.get(req);
+}
+
+/** The streaming digest of each request whose body we feed to @tus/server. */
+const digestTaps = new WeakMap<Request, DigestTap>();
+
+/** Remembers the digest tap of a request about to be handed to @tus/server: its finish hands the digest to processing. */
+export function rememberDigestTap(req: Request, tap: DigestTap | undefined): void {
+  if (tap) digestTaps.set(req, tap);
 }
 
 /** Remembers the client address of a request about to be handed to @tus/server. */
@@ -47,7 +56,9 @@ export function uploadLifecycle(core: UploadCore) {
   };
 
   const onUploadFinish: NonNullable<ServerOptions['onUploadFinish']> = async (req, upload) => {
-    const { rejected, failure } = await core.finished(uploadStateOf(upload), hookRequest(req));
+    // The digest counts only if the bytes it hashed are exactly the stored ones (upload.offset).
+    const streamed = digestTaps.get(req)?.finish(upload.id, upload.offset);
+    const { rejected, failure } = await core.finished(uploadStateOf(upload), hookRequest(req), streamed);
     if (failure) throw failure;
     if (rejected) throw rejected;
     return { headers: { Link: statusLink(upload.id) } };

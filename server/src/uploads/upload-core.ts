@@ -6,9 +6,11 @@ import type { HookRequest, HookUpload } from '../hooks/types.js';
 import type { ServerLifecycle } from '../http/lifecycle.js';
 import type { Logger } from '../logger.js';
 import type { Processing } from '../processing/processing-service.js';
+import type { StreamedDigest } from '../processing/processors/types.js';
 import type { StatusStore } from '../processing/status-store.js';
 import type { UploadStorage } from '../storage/index.js';
 import { markRejected } from './rejection.js';
+import { createStreamingDigests } from './streaming-digest.js';
 import type { UploadLocker } from './upload-locker.js';
 import { hookUploadOf, isExpired, isFinished, uploadStateOf, type UploadState } from './upload-state.js';
 
@@ -42,11 +44,13 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
   const expiryMs = config.tus.uploadExpiryMs;
   /** Ids whose processing this process already queued: a HEAD poll on a finished upload costs no queue write. */
   const ensured = new Set<string>();
+  /** sha256 and first bytes computed as bodies stream in (the front-ends tap their bodies), so processing need not read the file. */
+  const digests = createStreamingDigests();
 
   /** Queues processing of a finished upload, once (the queue is idempotent by id; this spares it the round trip). */
-  async function ensureProcessed(id: string): Promise<void> {
+  async function ensureProcessed(id: string, streamed?: StreamedDigest): Promise<void> {
     if (ensured.has(id)) return;
-    await processing.ensure(id);
+    await processing.ensure(id, streamed);
     if (ensured.size >= ENSURED_MEMORY) ensured.delete(ensured.values().next().value as string);
     ensured.add(id);
   }
@@ -109,7 +113,7 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
    * before the client hears back, so whatever the client or a hook does next, processing
    * happens (the queue runs it once, whoever enqueues it).
    */
-  async function finished(upload: UploadState, request: HookRequest): Promise<FinishOutcome> {
+  async function finished(upload: UploadState, request: HookRequest, streamed?: StreamedDigest): Promise<FinishOutcome> {
     const info = hookUploadOf(upload);
     let failure: unknown;
     let rejected: HttpError | undefined;
@@ -120,7 +124,7 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
       else failure = error;
     }
     if (rejected) await markRejected(statuses, upload.id, `rejected by the pre-finish hook: ${rejected.message}`);
-    await ensureProcessed(upload.id);
+    await ensureProcessed(upload.id, streamed);
     await hooks.notify('post-finish', { type: 'post-finish', upload: info, request }, `post-finish:${upload.id}`);
     return { rejected, failure };
   }
@@ -141,6 +145,7 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
   /** Termination done: the status record goes, post-terminate is queued. */
   function terminated(id: string, upload: HookUpload | undefined, request: HookRequest): void {
     ensured.delete(id);
+    digests.forget(id);
     const info = upload ?? { id, size: null, offset: 0, metadata: {}, createdAt: null };
     statuses.delete(id).catch((error: unknown) => logger.warn({ err: error, uploadId: id }, 'could not delete a status record'));
     hooks
@@ -160,7 +165,7 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
   /** Whether anyone (a post-receive hook) wants to hear of bytes as they arrive. */
   const wantsProgress = hooks.hasTargets('post-receive');
 
-  return { wantsProgress, currentState, stateOf, beforeCreate, created, received, beforeWrite, finished, beforeTerminate, terminated, stop, ensureProcessed, flushed, expiryMs };
+  return { wantsProgress, digests, currentState, stateOf, beforeCreate, created, received, beforeWrite, finished, beforeTerminate, terminated, stop, ensureProcessed, flushed, expiryMs };
 }
 
 export type UploadCore = ReturnType<typeof createUploadCore>;

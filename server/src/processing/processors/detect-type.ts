@@ -10,8 +10,8 @@ export type DetectTypeResult = Readonly<{
   matchesDeclared: boolean | null;
 }>;
 
-/** file-type needs at most this many leading bytes. */
-const SNIFF_BYTES = 4100;
+/** file-type needs at most this many leading bytes (the streaming digest keeps as many). */
+export const SNIFF_BYTES = 4100;
 
 async function leadingBytes(stream: AsyncIterable<Buffer>, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -33,9 +33,12 @@ async function leadingBytes(stream: AsyncIterable<Buffer>, limit: number): Promi
 export function detectType(allowedTypes: MediaTypePatterns): Processor<DetectTypeResult> {
   return {
     name: 'type',
-    async run({ size, metadata, read }) {
+    async run({ size, metadata, read, streamed }) {
       const declared = metadata.filetype ? essence(metadata.filetype) : null;
-      const head = size === 0 ? Buffer.alloc(0) : await leadingBytes(await read({ start: 0, end: Math.min(size, SNIFF_BYTES) - 1 }), SNIFF_BYTES);
+      const wanted = Math.min(size, SNIFF_BYTES);
+      // The bytes kept while the upload streamed in, when they are the whole head of this upload.
+      const kept = streamed?.bytes === size && streamed.head.byteLength === wanted ? streamed.head : undefined;
+      const head = kept ?? (size === 0 ? Buffer.alloc(0) : await leadingBytes(await read({ start: 0, end: wanted - 1 }), SNIFF_BYTES));
       const detected = (await fileTypeFromBuffer(head))?.mime ?? null;
       const result: DetectTypeResult = { detected, declared, matchesDeclared: detected && declared ? detected === declared : null };
       if (allowedTypes.length === 0) return { result };

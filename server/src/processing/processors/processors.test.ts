@@ -114,6 +114,32 @@ describe('sha256 processor', () => {
   });
 });
 
+describe('with a digest streamed as the bytes arrived', () => {
+  const streamedOf = (data: Buffer) => ({ sha256: createHash('sha256').update(data).digest('hex'), bytes: data.length, head: Buffer.from(data.subarray(0, 4100)) });
+
+  it('sha256 and type give the same results as a full read, and read nothing', async () => {
+    for (const data of [mp4(), peExe(), Buffer.from('hello world'), Buffer.alloc(0)]) {
+      const full = input(data, { filetype: 'video/mp4' });
+      const streamed = input(data, { filetype: 'video/mp4' });
+      const withDigest = { ...streamed.input, streamed: streamedOf(data) };
+      expect(await sha256.run(withDigest)).toEqual(await sha256.run(full.input));
+      expect(await detectType(['video/*']).run(withDigest)).toEqual(await detectType(['video/*']).run(full.input));
+      expect(streamed.reads).toEqual([]);
+    }
+  });
+
+  it('a digest of fewer or more bytes than the upload is ignored: the file is read', async () => {
+    const data = mp4();
+    for (const digest of [streamedOf(data.subarray(0, 5_000)), streamedOf(Buffer.concat([data, Buffer.from('x')]))]) {
+      const { input: given, reads } = input(data);
+      const { result } = await sha256.run({ ...given, streamed: digest });
+      expect(result).toEqual({ sha256: createHash('sha256').update(data).digest('hex'), bytes: data.length });
+      expect((await detectType([]).run({ ...given, streamed: digest })).result.detected).toBe('video/mp4');
+      expect(reads).toHaveLength(2);
+    }
+  });
+});
+
 describe('size processor', () => {
   it('passes when the stored bytes are the declared size', async () => {
     const processor = verifySize(async () => ({ offset: 5, size: 5 }));

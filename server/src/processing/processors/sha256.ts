@@ -4,10 +4,15 @@ import type { Processor } from './types.js';
 
 export type Sha256Result = Readonly<{ sha256: string; bytes: number }>;
 
-/** The sha256 of the stored bytes, streamed: memory stays flat whatever the file size. */
+/**
+ * The sha256 of the stored bytes, streamed: memory stays flat whatever the file size. When
+ * the upload core hashed every byte as it arrived, that digest is the answer and the file
+ * is not read again.
+ */
 export const sha256: Processor<Sha256Result> = {
   name: 'sha256',
-  async run({ size, read }) {
+  async run({ size, read, streamed }) {
+    if (streamed?.bytes === size) return { result: { sha256: streamed.sha256, bytes: size } };
     const hash = createHash('sha256');
     let bytes = 0;
     await pipeline(await read(), async function* (source: AsyncIterable<Buffer>) {

@@ -1,12 +1,27 @@
 import type { Readable } from 'node:stream';
 import type { ByteRange } from '../../storage/index.js';
 
+/**
+ * What the upload core computed while an upload's bytes streamed in, in one uninterrupted
+ * sequence from offset 0 (server/src/uploads/streaming-digest.ts): enough for sha256 and
+ * type detection without reading the file again.
+ */
+export type StreamedDigest = Readonly<{
+  /** sha256 of the first `bytes` bytes, hex. */
+  sha256: string;
+  bytes: number;
+  /** The first bytes (at most what type detection needs). */
+  head: Buffer;
+}>;
+
 /** What a processor gets: plain data and a way to read the stored bytes. */
 export type ProcessorInput = Readonly<{
   id: string;
   size: number;
   metadata: Readonly<Record<string, string>>;
   read(range?: ByteRange): Promise<Readable>;
+  /** Set when the bytes were digested as they arrived; a processor trusts it only when `bytes` equals `size`. */
+  streamed?: StreamedDigest;
   /** Results of the processors that ran before this one, by name. */
   previous: Readonly<Record<string, unknown>>;
 }>;
