@@ -202,7 +202,8 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
    */
   async function reconcile(): Promise<number> {
     let queued = 0;
-    for (const id of await storage.listUnsettled()) {
+    const candidates = await storage.listUnsettled();
+    for (const id of candidates) {
       try {
         const upload = await storage.getUpload(id);
         if (!isFinished(upload)) continue;
@@ -222,6 +223,7 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
         logger.warn({ err: error, uploadId: id }, 'processing sweep skipped an upload');
       }
     }
+    logger.debug({ visited: candidates.length, queued }, 'processing sweep done');
     return queued;
   }
 

@@ -6,9 +6,9 @@ import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aw
 import { inject } from 'vitest';
 import { s3ServerEnv, testS3Client } from '../../../e2e/services/s3-env.js';
 import { parseConfig } from '../config.js';
-import { createStorage } from '../storage/index.js';
-import { createRecordStatusStore } from './record-status-store.js';
-import { statusStoreContract } from './status-store.contract.js';
+import { createStorage } from './index.js';
+import { createRecordStatusStore } from '../processing/record-status-store.js';
+import { statusStoreContract } from '../processing/status-store.contract.js';
 
 // Status records beside the uploads in the bucket: what an S3 deployment without Redis uses.
 const s3 = inject('s3');
