@@ -41,18 +41,11 @@ export function startsWithTsx(args: readonly string[] = startCommandArgs()): boo
 }
 
 /**
- * Makes sure `npm start`'s script exists: runs the package's `prestart` (what `npm start`
- * would do first) or, when the script is missing, its `build`; otherwise fails naming the file.
+ * Makes sure `npm start`'s script exists and is current: startCommandArgs() rebuilds a stale
+ * build first, as `npm start`'s prestart does; a script that is still missing is named.
  */
 export function prepareStartEntry(): void {
-  const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
   const entry = path.resolve(REPO_ROOT, startCommandArgs().at(-1) ?? '');
-  const npm = (script: string) => {
-    const out = spawnSync('npm', ['run', '--silent', script], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 300_000 });
-    if (out.status !== 0) throw new Error(`npm run ${script} failed (status ${out.status}):\n${`${out.stdout ?? ''}${out.stderr ?? ''}`.slice(-3000)}`);
-  };
-  if (pkg.scripts.prestart) npm('prestart');
-  else if (!fs.existsSync(entry) && pkg.scripts.build) npm('build');
   if (!fs.existsSync(entry)) throw new Error(`npm start runs ${path.relative(REPO_ROOT, entry)}, which does not exist`);
 }
 

@@ -46,6 +46,7 @@ export function summarize(runs: readonly Run[], workloads: readonly Workload[], 
         const ours = medianOf(a, metric.key);
         const reference = medianOf(b, metric.key);
         const ceiling = medianOf(c, metric.key);
+        const ratioOf = metric.ratios === false ? () => null : ratio;
         rows.push({
           workload: workload.name,
           storage,
@@ -56,10 +57,10 @@ export function summarize(runs: readonly Run[], workloads: readonly Workload[], 
           digits: metric.digits,
           ours,
           reference,
-          oursVsReference: ratio(ours, reference),
+          oursVsReference: ratioOf(ours, reference),
           ceiling,
-          oursVsCeiling: ratio(ours, ceiling),
-          referenceNoise: ratio(medianOf(b2, metric.key), reference),
+          oursVsCeiling: ratioOf(ours, ceiling),
+          referenceNoise: ratioOf(medianOf(b2, metric.key), reference),
           runs: { ours: a.length, reference: b.length, ceiling: c.length },
         });
       }

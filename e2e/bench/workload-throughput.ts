@@ -60,7 +60,7 @@ export function memoryWorkload(size: number): Workload {
     size,
     [
       { key: 'vmHwmMiB', label: 'peak RSS MiB', unit: 'MiB', higherIsBetter: false, digits: 0 },
-      { key: 'lateRssGrowthMiB', label: 'RSS growth, last vs first quarter, MiB', unit: 'MiB', higherIsBetter: false, digits: 0 },
+      { key: 'lateRssGrowthMiB', label: 'RSS growth, last vs first quarter, MiB', unit: 'MiB', higherIsBetter: false, digits: 0, ratios: false },
     ],
     350,
   );

@@ -35,7 +35,15 @@ export type Outcome = Readonly<{
  * process's lifetime peak RSS), `cpuMsPerOp` (server CPU ms per request in the window), or
  * `cpuSecPerGiB` (per GiB, when the operations are bytes), and `lateRssGrowthMiB` (peak RSS in the window's last quarter minus its first).
  */
-export type Metric = Readonly<{ key: string; label: string; unit: string; higherIsBetter: boolean; digits: number }>;
+export type Metric = Readonly<{
+  key: string;
+  label: string;
+  unit: string;
+  higherIsBetter: boolean;
+  digits: number;
+  /** False for a figure near zero (a growth), whose ratios mean nothing: shown without them. */
+  ratios?: boolean;
+}>;
 
 export interface Workload {
   readonly name: WorkloadName;
