@@ -420,4 +420,69 @@ describe('processing service', () => {
     expect(await service(standard()).reconcile()).toBe(1);
     expect(await queue.status(processingKey('fine'))).toBe('pending');
   });
+
+  describe('the settled marker (processing state that outlives the instance)', () => {
+    it('every end state marks the upload settled, after its post-process hook is queued', async () => {
+      await putUpload('done', MP4, { metadata: { filetype: 'video/mp4' } });
+      await putUpload('rejected', EXE, { metadata: { filename: 'movie.mp4', filetype: 'video/mp4' } });
+      await putUpload('failed', Buffer.from('abc'));
+      expect(await storage.isSettled('done')).toBe(false);
+      await service(standard(['video/*'])).run(jobFor('done'));
+      await service(standard(['video/*'])).run(jobFor('rejected'));
+      await service(standard()).dead(jobFor('failed', 3), new Error('gave up'));
+      for (const id of ['done', 'rejected', 'failed']) expect(await storage.isSettled(id), id).toBe(true);
+      expect(postProcess().map((n) => n.key).sort()).toEqual(['post-process:done', 'post-process:failed', 'post-process:rejected']);
+    });
+
+    it('a rejected upload whose bytes are deleted leaves no marker behind', async () => {
+      await putUpload('u1', EXE, { metadata: { filename: 'movie.mp4', filetype: 'video/mp4' } });
+      await service(standard(['video/*']), true).run(jobFor('u1'));
+      expect((await statuses.get('u1'))?.state).toBe('rejected');
+      expect(await storage.isSettled('u1')).toBe(false);
+      expect(await fs.readdir(path.join(dir, '.settled'))).toEqual([]);
+    });
+
+    it('a job for a settled upload (a new instance, a HEAD) does nothing and announces nothing again', async () => {
+      await putUpload('u1', Buffer.from('abc'));
+      await service(standard()).run(jobFor('u1'));
+      const record = await statuses.get('u1');
+      const announced = hooks.notified.length;
+      await service(standard()).run(jobFor('u1'));
+      expect(hooks.notified.length).toBe(announced);
+      expect(await statuses.get('u1')).toEqual(record);
+    });
+
+    it('a settled record without its marker (a crash in between) is announced and marked', async () => {
+      await putUpload('u1', Buffer.from('abc'));
+      await statuses.update('u1', () => ({ id: 'u1', state: 'done', processors: {}, error: null, updatedAt: new Date().toISOString() }));
+      await service(standard()).run(jobFor('u1'));
+      expect(postProcess().map((n) => n.key)).toEqual(['post-process:u1']);
+      expect(await storage.isSettled('u1')).toBe(true);
+    });
+
+    it('reconcile() reads only unsettled uploads, and marks those this queue already processed', async () => {
+      const processing = service(standard());
+      await putUpload('settled', Buffer.from('aaa'));
+      await storage.markSettled('settled');
+      // Processed before markers existed: the queue knows it as done, the record says done.
+      await putUpload('legacy', Buffer.from('bbb'));
+      await processing.ensure('legacy');
+      queue.start({ run: (job) => processing.run(job), dead: (job, error) => processing.dead(job, error) });
+      await within(queue.idle(), 'the processing to finish');
+      await queue.stop();
+      await fs.rm(path.join(dir, '.settled', 'legacy'));
+      await putUpload('new', Buffer.from('ccc'));
+
+      const read: string[] = [];
+      const counted: UploadStorage = { ...storage, getUpload: (id) => (read.push(id), storage.getUpload(id)) };
+      const reconciling = createProcessing({ storage: counted, queue, statuses, processors: standard(), hooks: hooks.hooks, logger: silent, deleteRejected: false });
+      expect(await reconciling.reconcile()).toBe(1);
+      expect(read.sort()).toEqual(['legacy', 'new']);
+      expect(await storage.isSettled('legacy')).toBe(true);
+      expect(await queue.status(processingKey('new'))).toBe('pending');
+      read.length = 0;
+      expect(await reconciling.reconcile()).toBe(0);
+      expect(read).toEqual(['new']);
+    });
+  });
 });

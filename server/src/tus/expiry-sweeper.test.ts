@@ -182,3 +182,20 @@ describe('start and stop', () => {
     expect(await sweep).toBe(1);
   });
 });
+
+describe('what a sweep reads', () => {
+  it('only the uploads that may be unfinished: processed (settled) uploads cost no read', async () => {
+    for (let i = 0; i < 20; i += 1) {
+      await upload(`processed-${i}`, { size: 4, written: 4, ageMs: 30 * 24 * HOUR });
+      await storage.markSettled(`processed-${i}`);
+    }
+    await upload('old', { size: 10, ageMs: 25 * HOUR });
+    const read: string[] = [];
+    const base = storage;
+    storage = { ...base, getUpload: (id) => (read.push(id), base.getUpload(id)) };
+    expect(await sweeper().sweepOnce()).toBe(1);
+    // Read once to decide, once more under the lock.
+    expect(read).toEqual(['old', 'old']);
+    expect(await present('old')).toBe(false);
+  });
+});
