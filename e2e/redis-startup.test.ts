@@ -18,13 +18,13 @@ const SIZE = 64 * 1024;
 type Outcome = Readonly<{ post: number; patch: number | undefined; offset: number | undefined; body: string }>;
 
 /** One upload in two requests that each take the upload lock: creation-with-upload, then a PATCH. */
-async function upload(endpoint: string, content: Buffer): Promise<Outcome> {
+async function upload(endpoint: string, content: Uint8Array<ArrayBuffer>): Promise<Outcome> {
   const half = SIZE / 2;
   const created = await fetchWithin(endpoint, { method: 'POST', headers: { ...TUS, 'Upload-Length': String(SIZE), 'Content-Type': OCTET }, body: content.subarray(0, half) });
   const createdBody = await created.text();
   const location = created.headers.get('location');
   if (created.status !== 201 || !location) return { post: created.status, patch: undefined, offset: undefined, body: createdBody };
-  const patched = await fetchWithin(new URL(location, endpoint), {
+  const patched = await fetchWithin(new URL(location, endpoint).toString(), {
     method: 'PATCH',
     headers: { ...TUS, 'Content-Type': OCTET, 'Upload-Offset': created.headers.get('upload-offset') ?? String(half) },
     body: content.subarray(Number(created.headers.get('upload-offset') ?? half)),
@@ -42,7 +42,7 @@ describe.skipIf(!redisUrl)('a fresh instance with REDIS_URL under load from its 
     const redis = new Redis(redisUrl!, { maxRetriesPerRequest: 2 });
     redis.on('error', () => undefined);
     scope.defer(() => redis.quit());
-    const content = randomBytes(SIZE);
+    const content = new Uint8Array(randomBytes(SIZE));
     for (let start = 0; start < 4; start += 1) {
       const prefix = `e2e-startup-${tag}-${start}:`;
       scope.defer(async () => {
