@@ -162,7 +162,10 @@ function compile(root, { typeCheck }) {
   const tsc = tscPath(root);
   const temporary = `server/.dist-tmp-${process.pid}`;
   const old = `server/.dist-old-${process.pid}`;
-  fs.rmSync(path.join(root, temporary), { recursive: true, force: true });
+  // Holding the lock, no other build uses these: what is there was left by a killed build.
+  for (const entry of fs.readdirSync(path.join(root, 'server'))) {
+    if (/^\.dist-(tmp|old)-\d+$/.test(entry)) fs.rmSync(path.join(root, 'server', entry), { recursive: true, force: true });
+  }
   // Taken before tsc reads anything: a file saved during the compile leaves the build stale.
   const inputs = buildInputs(root);
   const args = [tsc, '-p', BUILD_CONFIG, '--outDir', temporary, '--pretty', 'false', ...(typeCheck ? [] : ['--noCheck'])];

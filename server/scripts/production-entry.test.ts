@@ -20,7 +20,7 @@ const repo = (file: string) => path.join(REPO, file);
 const pkg = JSON.parse(fs.readFileSync(repo('package.json'), 'utf8')) as { scripts: Record<string, string>; dependencies: Record<string, string> };
 const GUARD = 'node server/scripts/ensure-build.mjs';
 const START_TIMEOUT_MS = 30_000;
-/** Each test of the guard below compiles the fixture up to five times: 3-10 s each on two busy cores. */
+/** A compile takes 3-40 s on two cores busy with other tests; the guard's tests below compile up to five times. */
 const FIXTURE_TEST_TIMEOUT_MS = 300_000;
 const STOP_TIMEOUT_MS = 15_000;
 
@@ -88,7 +88,7 @@ describe('npm start', () => {
     expect(runtime && cmdOf(runtime)?.join(' ')).toBe(pkg.scripts.start);
   });
 
-  it('finds the build current with the source (the tests start servers with the same check), and server/dist holds no test code', () => {
+  it('finds the build current with the source (the tests start servers with the same check), and server/dist holds no test code', { timeout: FIXTURE_TEST_TIMEOUT_MS }, () => {
     // startCommandArgs() is what e2e/support/server-process.ts spawns: it rebuilds a stale build first.
     expect(startCommandArgs()).toEqual([...parseStartScript(pkg.scripts.start ?? '').nodeFlags, ENTRY]);
     expect(checkBuild()).toEqual({ fresh: true });
@@ -142,7 +142,9 @@ describe('npm start', () => {
       return found;
     }
 
-    it('serves, and the process serving is `node <flags> server/dist/main.js`', async () => {
+    it('serves, and the process serving is `node <flags> server/dist/main.js`', { timeout: FIXTURE_TEST_TIMEOUT_MS }, async () => {
+      // Current before npm's prestart looks, so the start timeout below measures the start alone.
+      ensureBuild();
       storageDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tus-npm-start-'));
       const env = { ...cleanEnv(), HOST: '127.0.0.1', PORT: '0', STORAGE_DIR: storageDir, LOG_LEVEL: 'warn' };
       const npm = spawn('npm', ['start'], { cwd: REPO, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -322,6 +324,8 @@ describe('a stale or missing build', { timeout: FIXTURE_TEST_TIMEOUT_MS }, () =>
   it('is rebuilt once when several processes start at the same time, and leaves no lock or temporary folder', async () => {
     const root = fixture('built');
     message(root, "'v5'");
+    // What a build killed half-way leaves behind; the next build clears it.
+    for (const leftover of ['server/.dist-tmp-4000001', 'server/.dist-old-4000001']) write(root, `${leftover}/main.js`, '');
     const runs = await Promise.all([1, 2, 3].map(() => run(process.execPath, ['server/scripts/ensure-build.mjs'], root)));
     expect(runs.map((r) => r.code)).toEqual([0, 0, 0]);
     expect(runs.flatMap((r) => r.stderr.split('\n').filter((line) => line.startsWith('ensure-build:')))).toHaveLength(1);
