@@ -85,8 +85,8 @@ export class RedisLocker implements UploadLocker {
   private readonly watches = new Map<string, Watch>();
   /** Refresh timers of the locks this process holds, stopped by close(). */
   readonly refreshTimers = new Set<NodeJS.Timeout>();
-  /** Aborted by close(): waiters stop waiting. */
-  readonly closing = new AbortController();
+  /** What ends each wait in progress; close() calls them all. */
+  private readonly stoppers = new Set<() => void>();
 
   constructor(options: RedisLockerOptions) {
     this.redis = options.redis;
@@ -144,7 +144,7 @@ export class RedisLocker implements UploadLocker {
 
   /** Ends the subscriber connection and every wait (the command connection is the caller's). */
   async close(): Promise<void> {
-    this.closing.abort();
+    for (const stop of [...this.stoppers]) stop();
     for (const timer of this.refreshTimers) clearInterval(timer);
     this.refreshTimers.clear();
     this.holders.clear();
@@ -194,7 +194,8 @@ export class RedisLocker implements UploadLocker {
    * 'stop' once `signal` aborts, the acquire timeout passes or the locker closes.
    */
   waiter(id: string, signal: AbortSignal | undefined): { next(): Promise<WakeReason | 'stop'>; stop(): void } {
-    const stopSignal = AbortSignal.any([this.closing.signal, AbortSignal.timeout(this.acquireTimeoutMs), ...(signal ? [signal] : [])]);
+    // A timer and a listener rather than AbortSignal.any: composite signals on a long-lived one pile up on Node 20.
+    let stopped = signal?.aborted === true;
     let pending: WakeReason | 'stop' | undefined;
     let resolveNext: ((reason: WakeReason | 'stop') => void) | undefined;
     const deliver = (reason: WakeReason | 'stop') => {
@@ -207,12 +208,18 @@ export class RedisLocker implements UploadLocker {
         pending = undefined;
       }
     };
-    const onStop = () => deliver('stop');
-    stopSignal.addEventListener('abort', onStop, { once: true });
+    const onStop = () => {
+      stopped = true;
+      deliver('stop');
+    };
+    const timer = setTimeout(onStop, this.acquireTimeoutMs);
+    signal?.addEventListener('abort', onStop, { once: true });
+    this.stoppers.add(onStop);
     const unwatch = this.watch(id, deliver);
+    const stoppers = this.stoppers;
     return {
       next() {
-        if (stopSignal.aborted) return Promise.resolve('stop');
+        if (stopped) return Promise.resolve('stop');
         if (pending) {
           const reason = pending;
           pending = undefined;
@@ -223,7 +230,9 @@ export class RedisLocker implements UploadLocker {
         });
       },
       stop() {
-        stopSignal.removeEventListener('abort', onStop);
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onStop);
+        stoppers.delete(onStop);
         unwatch();
       },
     };
