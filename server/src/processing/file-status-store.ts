@@ -10,7 +10,8 @@ export function createFileStatusStore(directory: string): StatusStore {
   return createRecordStatusStore(fileRecords(directory));
 }
 
-function fileRecords(directory: string): RecordObjects {
+/** `<dir>/<id>.json` files as RecordObjects. */
+export function fileRecords(directory: string): RecordObjects {
   const file = (id: string) => path.join(directory, `${id}.json`);
   let made: Promise<unknown> | undefined;
   const ensureDir = () => (made ??= fs.mkdir(path.join(directory, '.tmp'), { recursive: true }));

@@ -2,8 +2,8 @@ import path from 'node:path';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { createFileJobQueue } from './file-job-queue.js';
-import { createFileStatusStore } from './file-status-store.js';
-import { createRecordStatusStore } from './record-status-store.js';
+import { createFileStatusStore, fileRecords } from './file-status-store.js';
+import { createRecordStatusStore, withLegacyRecords } from './record-status-store.js';
 import type { JobKind, JobQueue, RetryPolicy } from './job-queue.js';
 import { detectType } from './processors/detect-type.js';
 import { sha256 } from './processors/sha256.js';
@@ -35,7 +35,9 @@ export function queueSettings(config: Config): Readonly<{ policies: Record<JobKi
 export function createProcessingState(config: Config, logger: Logger, storage?: Pick<UploadStorage, 'records'>): ProcessingState {
   const base = config.storage.directory;
   const queue = createFileJobQueue({ directory: path.join(base, '.queue'), logger, ...queueSettings(config) });
-  const statuses = storage?.records ? createRecordStatusStore(storage.records) : createFileStatusStore(path.join(base, '.status'));
+  const local = path.join(base, '.status');
+  // Records written to STORAGE_DIR before they moved beside the uploads are still read.
+  const statuses = storage?.records ? createRecordStatusStore(withLegacyRecords(storage.records, fileRecords(local))) : createFileStatusStore(local);
   return { queue, statuses };
 }
 

@@ -52,3 +52,18 @@ export function createRecordStatusStore(objects: RecordObjects): StatusStore {
     },
   };
 }
+
+/**
+ * `primary`, falling back to `legacy` for records written before `primary` held them (an S3
+ * deployment's records used to live in STORAGE_DIR): reads try both, writes go to `primary`,
+ * removals to both.
+ */
+export function withLegacyRecords(primary: RecordObjects, legacy: RecordObjects): RecordObjects {
+  return {
+    read: async (id) => (await primary.read(id)) ?? legacy.read(id),
+    write: (id, text) => primary.write(id, text),
+    async remove(id) {
+      await Promise.all([primary.remove(id), legacy.remove(id)]);
+    },
+  };
+}
