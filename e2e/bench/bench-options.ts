@@ -23,6 +23,10 @@ export const USAGE = `usage: npm run bench -- [options]
   --quiet-wait SEC     before each window, wait up to SEC for other processes to leave the CPUs idle (default 60; 5 with --quick)
   --retries N          re-run a run disturbed by other processes' CPU use up to N times, then keep the least
                        disturbed attempt (default 2; 0 with --quick)
+  --extra 'NAME=[NODE_FLAG...] SCRIPT'
+                       also measure a variant of this server, started like A (same env), e.g.
+                       'A-noheap=server/dist/main.js' (A without npm start's V8 flag); a NAME ending in -s3
+                       runs on S3; its rows compare it with the same reference and ceiling (repeatable)
   --cpu-prof DIR       start every server with --cpu-prof, profiles in DIR/<server>-<workload>-r<round>
   --keep               keep the storage directories (default: deleted)
   --allow-tmpfs        allow a tmpfs/ramfs storage directory
@@ -31,6 +35,7 @@ export const USAGE = `usage: npm run bench -- [options]
 export type BenchOptions = Readonly<{
   workloads: WorkloadName[];
   servers: string[];
+  extras: string[];
   rounds: number;
   quick: boolean;
   /** Workload sizes: issue 9's, --quick's or --tiny's. */
@@ -69,6 +74,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     options: {
       workloads: { type: 'string', default: WORKLOAD_NAMES.join(',') },
       servers: { type: 'string', default: 'A-file,B-file,C-file' },
+      extra: { type: 'string', multiple: true, default: [] },
       rounds: { type: 'string' },
       quick: { type: 'boolean', default: false },
       tiny: { type: 'boolean', default: false },
@@ -95,6 +101,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   return {
     workloads,
     servers: list(v.servers),
+    extras: v.extra,
     rounds: count(v.rounds ?? (quick ? '1' : '3'), 'rounds'),
     quick,
     scale: v.tiny ? 'tiny' : quick ? 'quick' : 'full',

@@ -20,7 +20,8 @@ import { GiB } from './units.js';
 import type { ChildProcess } from 'node:child_process';
 
 export type StorageKind = 'file' | 's3';
-export type ServerRole = 'A' | 'B' | "B'" | 'C';
+/** X: a variant of this server given with --extra (other node flags, a patched copy). */
+export type ServerRole = 'A' | 'X' | 'B' | "B'" | 'C';
 
 export type ServerSpec = Readonly<{
   /** A-file, B-file, B'-file, C-file, A-s3, B-s3, B'-s3. */
@@ -71,22 +72,37 @@ function scriptArgs(file: string, tsx: boolean): string[] {
   return tsx ? ['--import', 'tsx', source] : [compile(source)];
 }
 
-/** The specs for --servers names, each B followed by its twin B'. */
-export function serverSpecs(names: readonly string[]): ServerSpec[] {
+/**
+ * The specs for --servers names, each B followed by its twin B', and each A by the --extra
+ * variants of this server: 'NAME=[NODE_FLAG...] SCRIPT', e.g. 'A-noheap=server/dist/main.js'
+ * (a NAME ending in -s3 runs on S3); they are started and measured like A.
+ */
+export function serverSpecs(names: readonly string[], extras: readonly string[] = []): ServerSpec[] {
   const tsx = startsWithTsx();
   const specs: ServerSpec[] = [];
   for (const name of names) {
     if (!(SERVER_NAMES as readonly string[]).includes(name)) throw new Error(`--servers: unknown server "${name}" (${SERVER_NAMES.join(', ')})`);
     const [role, storage] = name.split('-') as ['A' | 'B' | 'C', StorageKind];
-    if (role === 'A') specs.push({ name, role, storage, nodeArgs: startCommandArgs(), s3Prefix: true });
+    if (role === 'A') specs.push({ name, role, storage, nodeArgs: startCommandArgs(), s3Prefix: true }, ...extras.map(extraSpec));
     if (role === 'C') specs.push({ name, role, storage, nodeArgs: scriptArgs('ceiling-server.ts', tsx), s3Prefix: false });
     if (role === 'B') {
       const nodeArgs = scriptArgs('plain-tus-server.ts', tsx);
       specs.push({ name, role, storage, nodeArgs, s3Prefix: false }, { name: `B'-${storage}`, role: "B'", storage, nodeArgs, s3Prefix: false });
     }
   }
+  if (extras.length && !names.some((name) => name.startsWith('A-'))) specs.unshift(...extras.map(extraSpec));
   if (new Set(specs.map((s) => s.name)).size !== specs.length) throw new Error('--servers: a server is named twice');
   return specs;
+}
+
+function extraSpec(text: string): ServerSpec {
+  const eq = text.indexOf('=');
+  const name = text.slice(0, eq).trim();
+  const nodeArgs = text.slice(eq + 1).trim().split(/\s+/).filter(Boolean);
+  const script = nodeArgs.at(-1);
+  if (eq <= 0 || !script || script.startsWith('-')) throw new Error(`--extra expects 'NAME=[NODE_FLAG...] SCRIPT', got "${text}"`);
+  if (!fs.existsSync(path.resolve(REPO_ROOT, script))) throw new Error(`--extra ${name}: ${script} does not exist`);
+  return { name, role: 'X', storage: name.endsWith('-s3') ? 's3' : 'file', nodeArgs, s3Prefix: true };
 }
 
 export type RunningServer = Readonly<{ child: ChildProcess; pid: number; url: string; spawnedAt: number; stderrTail: () => string }>;

@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   const catalogue = createWorkloads(options.scale);
   const workloads: Workload[] = options.workloads.map((name) => catalogue[name]);
   if (options.servers.some((name) => name.startsWith('A-'))) prepareStartEntry();
-  const servers = serverSpecs(options.servers);
+  const servers = serverSpecs(options.servers, options.extras);
   const storages = [...new Set(servers.map((s) => s.storage))];
   if (servers.some((s) => s.role === 'C' && s.storage === 's3')) throw new Error('--servers: the ceiling (C) serves file storage only');
 

@@ -35,12 +35,16 @@ function medianOf(runs: readonly Run[], key: string): number | null {
 
 const ratio = (a: number | null, b: number | null) => (a === null || b === null || b === 0 ? null : round2(a / b));
 
+/** Rows for this server (A), then for each --extra variant of it, in the place of ours. */
 export function summarize(runs: readonly Run[], workloads: readonly Workload[], storages: readonly StorageKind[]): SummaryRow[] {
   const rows: SummaryRow[] = [];
+  const variants = [...new Set(runs.filter((r) => r.role === 'X').map((r) => r.server))];
   for (const storage of storages) {
-    for (const workload of workloads) {
+    for (const [ourName, workload] of [undefined, ...variants].flatMap((v) => workloads.map((w) => [v, w] as const))) {
       const of = (role: string) => runs.filter((r) => r.workload === workload.name && r.storage === storage && r.role === role);
-      const [a, b, b2, c] = [of('A'), of('B'), of("B'"), of('C')];
+      const [b, b2, c] = [of('B'), of("B'"), of('C')];
+      const a = ourName === undefined ? of('A') : of('X').filter((r) => r.server === ourName);
+      if (ourName !== undefined && a.length === 0) continue;
       if (a.length + b.length + c.length === 0) continue;
       for (const metric of workload.metrics) {
         const ours = medianOf(a, metric.key);
@@ -50,7 +54,7 @@ export function summarize(runs: readonly Run[], workloads: readonly Workload[], 
         rows.push({
           workload: workload.name,
           storage,
-          title: storage === 's3' ? (workload.s3Title ?? workload.title) : workload.title,
+          title: `${storage === 's3' ? (workload.s3Title ?? workload.title) : workload.title}${ourName === undefined ? '' : ` [${ourName}]`}`,
           metric: metric.key,
           label: metric.label,
           higherIsBetter: metric.higherIsBetter,

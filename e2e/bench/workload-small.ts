@@ -1,9 +1,10 @@
 /**
  * Many small uploads, each one POST carrying all its bytes (creation-with-upload), `inFlight`
  * at a time over keep-alive connections. Uploads/s is what the client sees; server CPU per
- * upload is read around that window. This server (A) keeps processing on (that is the point),
- * so after the window the bench waits, apart, for its processing queue to drain: until the
- * last upload's status (GET /uploads/<id>) is final and STORAGE_DIR/.queue/pending is empty.
+ * upload is read around that window. This server (A, and its --extra variants) keeps
+ * processing on (that is the point), so after the window the bench waits, apart, for its
+ * processing queue to drain: until the last upload's status (GET /uploads/<id>) is final and
+ * STORAGE_DIR/.queue/pending is empty.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -65,7 +66,7 @@ export function smallWorkload(count: number, size: number, inFlight: number): Wo
         );
         const elapsedMs = performance.now() - started;
         ctx.meter.end();
-        const { drainMs, lastState } = ctx.spec.role === 'A' ? await drain(ctx, ids.at(-1)!) : { drainMs: null, lastState: null };
+        const { drainMs, lastState } = ctx.spec.role === 'A' || ctx.spec.role === 'X' ? await drain(ctx, ids.at(-1)!) : { drainMs: null, lastState: null };
         if (ctx.spec.storage === 'file') {
           for (const id of ids) {
             const stored = await ctx.storedSize(id);
