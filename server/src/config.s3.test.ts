@@ -32,6 +32,8 @@ describe('STORAGE=s3', () => {
       forcePathStyle: false,
       partSize: 8 * 1024 * 1024,
       prefix: '',
+      connectTimeoutMs: 5_000,
+      requestTimeoutMs: 30_000,
       directory: '/srv/app/data/uploads',
       tempDirectory: '/srv/app/data/uploads/.s3-parts',
     });
@@ -48,6 +50,8 @@ describe('STORAGE=s3', () => {
         S3_FORCE_PATH_STYLE: 'true',
         S3_PART_SIZE: '16MiB',
         S3_PREFIX: 'tenant-1/uploads/',
+        S3_CONNECT_TIMEOUT: '1500ms',
+        S3_REQUEST_TIMEOUT: '2m',
         STORAGE_DIR: '/var/lib/tus',
       },
       CWD,
@@ -60,6 +64,8 @@ describe('STORAGE=s3', () => {
       forcePathStyle: true,
       partSize: 16 * 1024 * 1024,
       prefix: 'tenant-1/uploads/',
+      connectTimeoutMs: 1_500,
+      requestTimeoutMs: 120_000,
       directory: '/var/lib/tus',
       tempDirectory: '/var/lib/tus/.s3-parts',
     });
@@ -96,6 +102,11 @@ describe('STORAGE=s3', () => {
     ['a secret without a key id', { ...S3, S3_SECRET_ACCESS_KEY: 'x' }, /^S3_ACCESS_KEY_ID: required when S3_SECRET_ACCESS_KEY is set/],
     ['a key id and its file', { ...S3, S3_ACCESS_KEY_ID: 'a', S3_ACCESS_KEY_ID_FILE: '/k', S3_SECRET_ACCESS_KEY: 's' }, /^S3_ACCESS_KEY_ID_FILE: set either S3_ACCESS_KEY_ID or S3_ACCESS_KEY_ID_FILE, not both$/],
     ['a missing key file', { ...S3, S3_ACCESS_KEY_ID_FILE: '/nope', S3_SECRET_ACCESS_KEY: 's' }, /^S3_ACCESS_KEY_ID_FILE: cannot read \/nope: ENOENT/],
+    ['a connect timeout without a unit', { ...S3, S3_CONNECT_TIMEOUT: '5' }, /^S3_CONNECT_TIMEOUT: expected a duration with a unit such as 5s, got "5"$/],
+    // No "0 to disable": a call without a limit is the hang these settings exist to prevent.
+    ['a connect timeout of 0', { ...S3, S3_CONNECT_TIMEOUT: '0' }, /^S3_CONNECT_TIMEOUT: expected a duration with a unit such as 5s, got "0"$/],
+    ['a request timeout of 0', { ...S3, S3_REQUEST_TIMEOUT: '0' }, /^S3_REQUEST_TIMEOUT: expected a duration with a unit such as 30s, got "0"$/],
+    ['a bad request timeout', { ...S3, S3_REQUEST_TIMEOUT: 'soon' }, /^S3_REQUEST_TIMEOUT: expected a duration with a unit such as 30s, got "soon"$/],
   ])('rejects %s, naming the variable', (_what, env, message) => {
     const found = problems(env, files({ '/k': 'key' }));
     expect(found).toHaveLength(1);

@@ -108,6 +108,10 @@ const envSchema = z.object({
   S3_PREFIX: z.string().regex(/^[A-Za-z0-9!_.*'()/-]*$/, "expected a key prefix of letters, digits and !_.*'()/- such as uploads/")
     .refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), 'expected a relative key prefix such as uploads/, without a leading / or ..')
     .optional(),
+  /** How long an S3 call may take to connect (TCP and TLS) before it fails with 503. @default 5s */
+  S3_CONNECT_TIMEOUT: duration('5s', { allowZero: false }).default(5_000),
+  /** How long an S3 call may go without sending or receiving a byte before it fails with 503 (an idle limit: a slow part that keeps moving is not cut). @default 30s */
+  S3_REQUEST_TIMEOUT: duration('30s', { allowZero: false }).default(30_000),
   /** Redis shared by several instances (locks, processing queue, status, S3 metadata cache); unset keeps that state local. @default (none) */
   REDIS_URL: z
     .url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// URL such as redis://127.0.0.1:6379', abort: true })
@@ -247,6 +251,10 @@ export type S3StorageConfig = Readonly<{
   partSize: number;
   /** Prepended to every object key; '' for none. */
   prefix: string;
+  /** Longest wait for a connection to S3 (S3_CONNECT_TIMEOUT). */
+  connectTimeoutMs: number;
+  /** Longest silence on a connection to S3, sending or receiving (S3_REQUEST_TIMEOUT). */
+  requestTimeoutMs: number;
   /** Local directory for processing state (STORAGE_DIR). */
   directory: string;
   /** Local directory where parts are buffered before they are sent (inside `directory`). */
@@ -409,6 +417,8 @@ function storageConfig(
     forcePathStyle: e.S3_FORCE_PATH_STYLE,
     partSize: e.S3_PART_SIZE,
     prefix: e.S3_PREFIX ?? '',
+    connectTimeoutMs: e.S3_CONNECT_TIMEOUT,
+    requestTimeoutMs: e.S3_REQUEST_TIMEOUT,
     directory,
     tempDirectory: path.join(directory, '.s3-parts'),
   };

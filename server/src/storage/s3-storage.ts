@@ -9,6 +9,7 @@ import {
   S3ServiceException,
   type CreateMultipartUploadCommandInput,
   type Part,
+  type S3,
 } from '@aws-sdk/client-s3';
 import { S3Store } from '@tus/s3-store';
 import { ERRORS, StreamSplitter, TUS_RESUMABLE, Upload, type KvStore } from '@tus/utils';
@@ -122,8 +123,14 @@ export class PrefixedS3Store extends S3Store {
         // Ceph RGW (and other S3-compatibles) reject the SDK's default aws-chunked trailing checksums.
         requestChecksumCalculation: 'WHEN_REQUIRED',
         responseChecksumValidation: 'WHEN_REQUIRED',
+        // Without limits, an S3 that accepts a request and never answers holds the client's
+        // request forever. socketTimeout is an idle limit (no byte sent or received), so a big
+        // part moving slowly is never cut; the handler's requestTimeout would be a wall-clock
+        // limit on sending the body and waiting for the answer (and only warns unless told to throw).
+        requestHandler: { connectionTimeout: config.connectTimeoutMs, socketTimeout: config.requestTimeoutMs },
       },
     });
+    failFastOnTimeout(this.client);
     // Tus-Extension must not promise expiration when uploads never expire (UPLOAD_EXPIRY=0).
     if (options.uploadExpiryMs <= 0) this.extensions = this.extensions.filter((extension) => extension !== 'expiration');
   }
@@ -508,7 +515,37 @@ function describeEndpoint(config: S3StorageConfig): string {
   return config.endpoint ?? `AWS S3 (${config.region})`;
 }
 
-function reason(error: unknown): string {
+/**
+ * The SDK retries a call that timed out (3 attempts by default), which would triple the time
+ * before the client hears 503. A timed-out call is not retried; the others (connection reset,
+ * 5xx, throttling) still are. Streaming bodies (part uploads) are never retried by the SDK.
+ */
+function failFastOnTimeout(client: S3): void {
+  const standard = client.config.retryStrategy;
+  let strategy: ReturnType<typeof standard> | undefined;
+  // The retry middleware asks the client's config for its strategy on every call.
+  client.config.retryStrategy = () =>
+    (strategy ??= standard().then((inner) => {
+      if (!('refreshRetryTokenForRetry' in inner)) return inner;
+      return {
+        acquireInitialRetryToken: (scope) => inner.acquireInitialRetryToken(scope),
+        refreshRetryTokenForRetry: (token, info) =>
+          isTimeout(info.error) ? Promise.reject(info.error) : inner.refreshRetryTokenForRetry(token, info),
+        recordSuccess: (token) => inner.recordSuccess(token),
+      };
+    }));
+}
+
+const isTimeout = (error: unknown) => error instanceof Error && error.name === 'TimeoutError';
+
+const seconds = (ms: number) => `${ms / 1000} s`;
+
+function reason(error: unknown, config: S3StorageConfig): string {
+  if (isTimeout(error)) {
+    return (error as Error).message.includes('establish a connection')
+      ? `no connection within ${seconds(config.connectTimeoutMs)} (S3_CONNECT_TIMEOUT)`
+      : `no answer for ${seconds(config.requestTimeoutMs)} (S3_REQUEST_TIMEOUT)`;
+  }
   if (error instanceof S3ServiceException) {
     const status = error.$metadata.httpStatusCode;
     return `${error.name}${status ? ` (HTTP ${status})` : ''}${error.message && error.message !== error.name && error.message !== 'UnknownError' ? `: ${error.message}` : ''}`;
@@ -596,7 +633,7 @@ export async function createS3Storage(options: S3StorageOptions): Promise<Upload
       try {
         await s3.send(new HeadBucketCommand({ Bucket: bucket }));
       } catch (error) {
-        throw new Error(`bucket ${bucket} is not reachable at ${describeEndpoint(config)}: ${reason(error)}`, { cause: error });
+        throw new Error(`bucket ${bucket} is not reachable at ${describeEndpoint(config)}: ${reason(error, config)}`, { cause: error });
   /**
    * Ids of the objects directly under `prefix` whose names end with `suffix`, 1,000 per
    * request. The delimiter keeps deeper keys (another prefix's uploads, tombstones, markers)

@@ -119,6 +119,8 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
       // @tus/server's own header validation answers `Invalid <names>` outside onResponseError.
       const invalid = response.status === 400 ? /^Invalid ([a-z0-9 -]+)\n$/.exec(await response.clone().text()) : null;
       if (invalid?.[1]) response = fail(new HttpError('ERR_INVALID_REQUEST', `malformed ${invalid[1].split(' ').join(', ')} header`));
+      // onResponseError cannot set headers: a 503 it mapped (S3 or Redis not answering) gets its Retry-After here.
+      if (response.status === 503 && !response.headers.has('retry-after')) response.headers.set('Retry-After', serviceUnavailable().headers['Retry-After'] ?? '5');
     } finally {
       untrack?.();
       // Rejected before reading (404, 409...): stop listening; Hono's adapter drains the socket.
