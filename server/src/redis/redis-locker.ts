@@ -34,7 +34,10 @@ const REFRESH = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call
 type WakeReason = 'unlocked' | 'subscribed' | 'poll';
 
 /** A waiter's view of one upload's lock, shared by every waiter of this process for that id. */
-type Watch = { listeners: Set<(reason: WakeReason) => void>; timer: NodeJS.Timeout; subscribed: boolean };
+type Listener = Readonly<{ deliver: (reason: WakeReason) => void; takesLock: boolean }>;
+
+/** This process's waiters for one upload's lock: one subscription and one poll timer, however many wait. */
+type Watch = { listeners: Set<Listener>; timer: NodeJS.Timeout; subscribed: boolean };
 
 /** A Redis glob pattern that matches `text` literally. */
 const globEscape = (text: string) => text.replace(/[*?[\]\\]/g, '\\$&');
@@ -126,7 +129,7 @@ export class RedisLocker implements UploadLocker {
     const key = this.lockKey(id);
     const seen = await this.redis.get(key).catch(() => null);
     if (seen === null || signal?.aborted) return;
-    const waiting = this.waiter(id, signal);
+    const waiting = this.waiter(id, signal, false);
     try {
       await this.askToRelease(id);
       for (let round = 0; round < this.maxRounds(); round += 1) {
@@ -138,7 +141,7 @@ export class RedisLocker implements UploadLocker {
         if (reason === 'poll') await this.askToRelease(id);
       }
     } finally {
-      waiting.stop();
+      waiting.stop(false);
     }
   }
 
@@ -193,7 +196,7 @@ export class RedisLocker implements UploadLocker {
    * @internal One waiter on `id`: `next()` resolves with why it should look again, or
    * 'stop' once `signal` aborts, the acquire timeout passes or the locker closes.
    */
-  waiter(id: string, signal: AbortSignal | undefined): { next(): Promise<WakeReason | 'stop'>; stop(): void } {
+  waiter(id: string, signal: AbortSignal | undefined, takesLock: boolean): { next(): Promise<WakeReason | 'stop'>; othersWaiting(): boolean; stop(gaveUp: boolean): void } {
     // A timer and a listener rather than AbortSignal.any: composite signals on a long-lived one pile up on Node 20.
     let stopped = signal?.aborted === true;
     let pending: WakeReason | 'stop' | undefined;
@@ -215,8 +218,10 @@ export class RedisLocker implements UploadLocker {
     const timer = setTimeout(onStop, this.acquireTimeoutMs);
     signal?.addEventListener('abort', onStop, { once: true });
     this.stoppers.add(onStop);
-    const unwatch = this.watch(id, deliver);
+    const listener: Listener = { deliver, takesLock };
+    const unwatch = this.watch(id, listener);
     const stoppers = this.stoppers;
+    const watches = this.watches;
     return {
       next() {
         if (stopped) return Promise.resolve('stop');
@@ -229,17 +234,28 @@ export class RedisLocker implements UploadLocker {
           resolveNext = resolve;
         });
       },
-      stop() {
+      othersWaiting() {
+        for (const other of watches.get(id)?.listeners ?? []) if (other !== listener && other.takesLock) return true;
+        return false;
+      },
+      /** `gaveUp`: a lock() waiter leaving without the lock passes an unlock it may have taken on to the next. */
+      stop(gaveUp: boolean) {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onStop);
         stoppers.delete(onStop);
         unwatch();
+        if (!gaveUp || !takesLock) return;
+        for (const other of watches.get(id)?.listeners ?? []) {
+          if (!other.takesLock) continue;
+          other.deliver('subscribed');
+          break;
+        }
       },
     };
   }
 
   /** Adds a listener to `id`'s watch, subscribing and starting its poll for the first one. */
-  private watch(id: string, listener: (reason: WakeReason) => void): () => void {
+  private watch(id: string, listener: Listener): () => void {
     let watch = this.watches.get(id);
     if (!watch) {
       const timer = setInterval(() => this.wake(id, 'poll'), this.pollMs);
@@ -260,7 +276,7 @@ export class RedisLocker implements UploadLocker {
     const { listeners } = watch;
     listeners.add(listener);
     // Same for a waiter joining a live subscription: an unlock may have come before it joined.
-    if (watch.subscribed) listener('subscribed');
+    if (watch.subscribed) listener.deliver('subscribed');
     return () => {
       listeners.delete(listener);
       const current = this.watches.get(id);
@@ -271,8 +287,20 @@ export class RedisLocker implements UploadLocker {
     };
   }
 
+  /**
+   * An unlock wakes every reader but only the oldest lock() waiter here: the others could
+   * not all get it, and each failed attempt would ask the new holder to stop (64 waiters
+   * took 0.8 s to pass one by one that way). Polls wake everybody.
+   */
   private wake(id: string, reason: WakeReason): void {
-    this.watches.get(id)?.listeners.forEach((listener) => listener(reason));
+    let lockWaiterWoken = false;
+    for (const listener of this.watches.get(id)?.listeners ?? []) {
+      if (reason === 'unlocked' && listener.takesLock) {
+        if (lockWaiterWoken) continue;
+        lockWaiterWoken = true;
+      }
+      listener.deliver(reason);
+    }
   }
 }
 
@@ -292,18 +320,23 @@ class RedisLock implements Lock {
     if (await this.tryAcquire(token)) return this.hold(token, requestRelease);
     if (signal.aborted) throw ERRORS.ERR_LOCK_TIMEOUT;
 
-    const waiting = this.locker.waiter(this.id, signal);
+    const waiting = this.locker.waiter(this.id, signal, true);
     try {
       await this.locker.askToRelease(this.id);
       for (let round = 0; round < this.locker.maxRounds(); round += 1) {
         const reason = await waiting.next();
         if (reason === 'stop') break;
-        if (await this.tryAcquire(token)) return this.hold(token, requestRelease);
+        if (await this.tryAcquire(token)) {
+          this.hold(token, requestRelease);
+          // As in process: those still waiting asked the previous holder to stop; the new one must hear it too.
+          if (waiting.othersWaiting()) await this.locker.askToRelease(this.id);
+          return;
+        }
         // Taken by someone else in between, or the holder missed the request: ask (again).
         if (reason !== 'subscribed') await this.locker.askToRelease(this.id);
       }
     } finally {
-      waiting.stop();
+      waiting.stop(this.token !== token);
     }
     throw ERRORS.ERR_LOCK_TIMEOUT;
   }

@@ -246,8 +246,8 @@ export function lockerContract(name: string, makeBackend: () => Promise<LockerBa
       const before = process.cpuUsage();
       await sleep(500);
       const { user, system } = process.cpuUsage(before);
-      // @tus/server's MemoryLocker, re-polling with setImmediate, spends about the whole 500 ms here.
-      expect((user + system) / 1000).toBeLessThan(100);
+      // @tus/server's MemoryLocker, re-polling with setImmediate, spent 180-330 ms of it here; these about 1 ms.
+      expect((user + system) / 1000).toBeLessThan(50);
       await holder.unlock();
       held.splice(0);
       await within(Promise.all([...waiting, ...readers]), 'every waiter and reader to get through', 15_000);
