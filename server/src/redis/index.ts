@@ -45,13 +45,15 @@ export type RedisBackend = Readonly<{
 /**
  * Everything several instances share, on one Redis: upload locks (`<prefix>lock:`), the job
  * queue (`<prefix>jobs:`), processing status (`<prefix>status:`) and the S3 store's metadata
- * cache (`<prefix>s3-info:`). One command connection,
- * plus a subscriber connection each for lock-release requests and status events.
+ * cache (`<prefix>s3-info:`). One command connection, plus a subscriber connection each for
+ * the locker (release requests and unlocks; opened here, at once, not by the first request)
+ * and status events.
  */
 export function createRedisBackend({ url, prefix = 'tus:', policies, concurrency, logger }: RedisBackendOptions): RedisBackend {
   const redis = new Redis(url, { maxRetriesPerRequest: 3, enableOfflineQueue: true });
   redis.on('error', (error: unknown) => logger.warn({ err: error }, 'redis connection error'));
-  // 10 s: a killed instance's uploads are free again 10 s later; holders refresh every ~3 s.
+  // 10 s: a killed instance's uploads are free again 10 s later; holders refresh every ~3 s,
+  // and waiters that miss an unlock message look again every second.
   const locker = new RedisLocker({ redis, prefix: `${prefix}lock:`, ttlMs: LOCK_TTL_MS, logger });
   const statuses = createRedisStatusStore({ redis, prefix: `${prefix}status:`, logger });
   const queue = createRedisJobQueue({ redis, prefix: `${prefix}jobs:`, policies, concurrency, logger });
