@@ -67,18 +67,25 @@ export async function readStatusFile(storageDir: string, id: string): Promise<St
   }
 }
 
-/** Which queue state (pending, done, dead) holds the processing job of an upload, on disk. */
+/**
+ * Which queue state (pending, done, dead) holds the processing job of an upload, on disk: the
+ * queue's journal (`.queue/journal/`, batches after the latest snapshot) replayed for its key.
+ */
 export async function processingJobState(storageDir: string, id: string): Promise<'pending' | 'done' | 'dead' | undefined> {
-  const name = `${encodeURIComponent(`process:${id}`).replace(/\./g, '%2E')}.json`;
-  for (const state of ['pending', 'done', 'dead'] as const) {
-    try {
-      await fs.access(path.join(storageDir, '.queue', state, name));
-      return state;
-    } catch {
-      // not in this state
+  const key = `process:${id}`;
+  const dir = path.join(storageDir, '.queue', 'journal');
+  const names = (await fs.readdir(dir).catch(() => [] as string[])).filter((name) => /^\d{12}\.(batch|snapshot)\.jsonl$/.test(name)).sort();
+  const latestSnapshot = names.filter((name) => name.includes('.snapshot.')).at(-1);
+  let state: 'pending' | 'done' | 'dead' | undefined;
+  for (const name of latestSnapshot ? names.slice(names.indexOf(latestSnapshot)) : names) {
+    const text = await fs.readFile(path.join(dir, name), 'utf8').catch(() => '');
+    for (const line of text.split('\n').filter(Boolean)) {
+      const record = JSON.parse(line) as { t: string; key?: string; job?: { key: string } };
+      if (record.t === 'job' && record.job?.key === key && state === undefined) state = 'pending';
+      else if ((record.t === 'done' || record.t === 'dead') && record.key === key) state = record.t;
     }
   }
-  return undefined;
+  return state;
 }
 
 /**

@@ -52,39 +52,53 @@ describe('file queue on disk', () => {
     await fs.rm(directory, { recursive: true, force: true });
   });
 
-  it('keeps one JSON file per job and moves it from pending/ to done/ or dead/', async () => {
-    const queue = open(contractOptions({ maxAttempts: 1 }));
-    await queue.enqueue(newJob('process:abc', 'process:abc', { id: 'abc' }));
-    await queue.enqueue(newJob('process:bad', 'process:bad', { id: 'bad' }));
-    expect(await list('pending')).toEqual(['process%3Aabc.json', 'process%3Abad.json']);
-    const pending = JSON.parse(await fs.readFile(path.join(directory, 'pending', 'process%3Aabc.json'), 'utf8')) as Job;
-    expect(pending).toMatchObject({ key: 'process:abc', group: 'process:abc', kind: 'process-upload', payload: { id: 'abc' }, attempts: 0, lastError: null });
+  /** Every record in the journal, file by file, in order. */
+  const journal = async () => {
+    const files = await list('journal');
+    const records: { file: string; record: Record<string, unknown> }[] = [];
+    for (const file of files) {
+      for (const line of (await fs.readFile(path.join(directory, 'journal', file), 'utf8')).split('\n').filter(Boolean)) {
+        records.push({ file, record: JSON.parse(line) as Record<string, unknown> });
+      }
+    }
+    return { files, records };
+  };
+
+  it('writes the changes made in one window as one batch (group commit), and finishes jobs in batches too', async () => {
+    const queue = open(contractOptions({ maxAttempts: 1, concurrency: 8 }));
+    const keys = Array.from({ length: 20 }, (_, i) => `process:${i}`);
+    expect(await Promise.all(keys.map((key) => queue.enqueue(newJob(key, key, { id: key }))))).toEqual(keys.map(() => true));
+    let { files, records } = await journal();
+    expect(files).toEqual(['000000000001.batch.jsonl']);
+    expect(records.map((r) => (r.record.job as Job).key)).toEqual(keys);
+    expect(records[0]!.record.job).toMatchObject({ key: 'process:0', group: 'process:0', kind: 'process-upload', payload: { id: 'process:0' }, attempts: 0, lastError: null });
 
     queue.start({
       run: async (job) => {
-        if (job.key === 'process:bad') throw new Error('broken');
+        if (job.key === 'process:13') throw new Error('broken');
       },
       dead: async () => undefined,
     });
     await within(queue.idle(), 'the queue to drain');
-    expect(await list('pending')).toEqual([]);
-    expect(await list('done')).toEqual(['process%3Aabc.json']);
-    expect(await list('dead')).toEqual(['process%3Abad.json']);
-    const dead = JSON.parse(await fs.readFile(path.join(directory, 'dead', 'process%3Abad.json'), 'utf8')) as Job;
-    expect(dead).toMatchObject({ key: 'process:bad', attempts: 1, lastError: 'broken' });
+    ({ files, records } = await journal());
+    // 20 completions, at most 8 running at once: far fewer files than jobs.
+    expect(files.length).toBeLessThanOrEqual(1 + Math.ceil(20 / 2));
+    expect(records.filter((r) => r.record.t === 'done')).toHaveLength(19);
+    expect(records.filter((r) => r.record.t === 'dead').map((r) => r.record.job)).toEqual([expect.objectContaining({ key: 'process:13', attempts: 1, lastError: 'broken' })]);
     // Nothing is left in the temporary directory.
     expect(await list('tmp')).toEqual([]);
   });
 
-  it('keys cannot escape the queue directory', async () => {
+  it('keys stay inside the journal: nothing is named after them', async () => {
     const queue = open();
     await queue.enqueue(newJob('../../escape', 'g'));
     await queue.enqueue(newJob('..', 'h'));
-    expect(await list('pending')).toEqual(['%2E%2E%2F%2E%2E%2Fescape.json', '%2E%2E.json']);
+    expect((await list('journal')).every((name) => /^\d{12}\.batch\.jsonl$/.test(name))).toBe(true);
     expect(await fs.readdir(path.dirname(directory))).not.toContain('escape.json');
+    expect(await queue.status('../../escape')).toBe('pending');
   });
 
-  it('a retried job is rewritten in pending/ with its attempt count and error', async () => {
+  it('a retried job is journaled again with its attempt count and error', async () => {
     const queue = open(contractOptions({ maxAttempts: 5, baseDelayMs: 60_000 }));
     let ran = 0;
     queue.start({
@@ -95,37 +109,34 @@ describe('file queue on disk', () => {
       dead: async () => undefined,
     });
     await queue.enqueue(newJob('slow-retry'));
-    const file = path.join(directory, 'pending', 'slow-retry.json');
-    for (let i = 0; i < 200; i += 1) {
-      const job = JSON.parse(await fs.readFile(file, 'utf8')) as Job;
-      if (job.attempts === 1) break;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    const job = JSON.parse(await fs.readFile(file, 'utf8')) as Job & { notBefore?: number };
-    expect(job).toMatchObject({ attempts: 1, lastError: 'try later' });
-    expect(job.notBefore).toBeUndefined();
+    const retried = async () => (await journal()).records.map((r) => r.record.job as (Job & { notBefore?: number }) | undefined).find((job) => job?.attempts === 1);
+    for (let i = 0; i < 200 && !(await retried()); i += 1) await new Promise((resolve) => setTimeout(resolve, 10));
+    const job = await retried();
+    expect(job).toMatchObject({ key: 'slow-retry', attempts: 1, lastError: 'try later' });
+    expect(job?.notBefore).toBeUndefined();
     expect(ran).toBe(1);
   });
 
-  it('an unreadable job file is logged and skipped; the other jobs still run', async () => {
+  it('an unreadable journal line is logged and skipped; the other jobs still run', async () => {
     const first = open();
     await first.enqueue(newJob('fine'));
     await first.stop();
-    await fs.writeFile(path.join(directory, 'pending', 'torn.json'), '{"key":"torn","gro');
+    await fs.writeFile(path.join(directory, 'journal', '000000000009.batch.jsonl'), '{"t":"job","job":{"key":"torn","gro');
 
     const second = open();
     const ran: string[] = [];
     second.start({ run: async (job) => void ran.push(job.key), dead: async () => undefined });
     await within(second.idle(), 'the readable job to run');
     expect(ran).toEqual(['fine']);
-    expect(logLines.some((line) => line.msg === 'unreadable job file left in the queue' && line.file === 'torn.json')).toBe(true);
+    expect(logLines.some((line) => line.msg === 'unreadable record left in the queue journal' && line.file === '000000000009.batch.jsonl')).toBe(true);
   });
 
-  it('a job written to tmp/ but never linked (a crash mid-enqueue) is not a job', async () => {
+  it('a batch written to tmp/ but never renamed (a crash mid-write) is not a job', async () => {
     const first = open();
     await first.enqueue(newJob('other'));
     await first.stop();
-    await fs.writeFile(path.join(directory, 'tmp', 'ghost.json.123456'), JSON.stringify({ ...newJob('ghost'), seq: 1, enqueuedAt: '', attempts: 0, lastError: null }));
+    const ghost = { t: 'job', job: { ...newJob('ghost'), seq: 1, enqueuedAt: '', attempts: 0, lastError: null } };
+    await fs.writeFile(path.join(directory, 'tmp', '000000000002.batch.jsonl.123456'), JSON.stringify(ghost) + '\n');
 
     const second = open();
     expect(await second.status('ghost')).toBeUndefined();
@@ -134,6 +145,65 @@ describe('file queue on disk', () => {
     second.start({ run: async (job) => void ran.push(job.key), dead: async () => undefined });
     await within(second.idle(), 'the queue to drain');
     expect(ran.sort()).toEqual(['ghost', 'other']);
+  });
+
+  it('a snapshot replaces the older journal files and keeps every state across a restart', async () => {
+    const options = { ...contractOptions({ maxAttempts: 1 }), snapshotAfter: 10 };
+    const first = createFileJobQueue({ directory, logger: logger(), ...options });
+    queues.push(first);
+    first.start({
+      run: async (job) => {
+        if (job.key.startsWith('bad')) throw new Error('bad');
+      },
+      dead: async () => undefined,
+    });
+    for (let i = 0; i < 30; i += 1) await first.enqueue(newJob(i % 10 === 0 ? `bad-${i}` : `ok-${i}`));
+    await within(first.idle(), 'the queue to drain');
+    await first.stop();
+    const { files } = await journal();
+    expect(files.some((name) => name.endsWith('.snapshot.jsonl'))).toBe(true);
+    expect(files.length).toBeLessThan(20);
+
+    const second = open();
+    await second.enqueue(newJob('new'));
+    expect(await second.status('ok-1')).toBe('done');
+    expect(await second.status('bad-10')).toBe('dead');
+    expect(await second.status('new')).toBe('pending');
+    for (const key of ['ok-29', 'bad-20']) expect(await second.enqueue(newJob(key))).toBe(false);
+  });
+
+  it('files older than the latest snapshot (a crash before they were removed) are ignored', async () => {
+    await fs.mkdir(path.join(directory, 'journal'), { recursive: true });
+    const job = (key: string) => JSON.stringify({ t: 'job', job: { ...newJob(key), seq: 1, enqueuedAt: '', attempts: 0, lastError: null } }) + '\n';
+    await fs.writeFile(path.join(directory, 'journal', '000000000001.batch.jsonl'), job('stale') + job('kept'));
+    await fs.writeFile(path.join(directory, 'journal', '000000000002.snapshot.jsonl'), job('kept') + JSON.stringify({ t: 'done', key: 'finished' }) + '\n');
+    await fs.writeFile(path.join(directory, 'journal', '000000000003.batch.jsonl'), job('later'));
+    const queue = open();
+    expect(await queue.status('stale')).toBeUndefined();
+    expect(await queue.status('kept')).toBe('pending');
+    expect(await queue.status('finished')).toBe('done');
+    expect(await queue.status('later')).toBe('pending');
+  });
+
+  it('reads a queue left in the one-file-per-job layout, runs its jobs and keeps its finished keys', async () => {
+    const write = async (state: string, key: string, job: Record<string, unknown>) => {
+      await fs.mkdir(path.join(directory, state), { recursive: true });
+      await fs.writeFile(path.join(directory, state, `${encodeURIComponent(key).replace(/\./g, '%2E')}.json`), JSON.stringify(job));
+    };
+    const old = (key: string) => ({ ...newJob(key), seq: 1, enqueuedAt: '', attempts: 0, lastError: null });
+    await write('pending', 'process:a.b', old('process:a.b'));
+    await write('done', 'process:done', old('process:done'));
+    await write('dead', 'process:dead', old('process:dead'));
+
+    const queue = open();
+    const ran: string[] = [];
+    queue.start({ run: async (job) => void ran.push(job.key), dead: async () => undefined });
+    await within(queue.idle(), 'the old pending job to run');
+    expect(ran).toEqual(['process:a.b']);
+    expect(await queue.status('process:done')).toBe('done');
+    expect(await queue.status('process:dead')).toBe('dead');
+    expect(await queue.enqueue(newJob('process:done'))).toBe(false);
+    expect((await fs.readdir(directory)).sort()).toEqual(['journal', 'tmp']);
   });
 
   it('orders jobs after a restart after the ones enqueued before it (seq is monotonic)', async () => {

@@ -2,60 +2,230 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../logger.js';
-import { retryDelay, type Job, type JobHandlers, type JobKind, type JobQueue, type JobStatus, type NewJob, type RetryPolicy } from './job-queue.js';
+import { JOB_KINDS, retryDelay, type Job, type JobHandlers, type JobKind, type JobQueue, type JobStatus, type NewJob, type RetryPolicy } from './job-queue.js';
 
 export type FileJobQueueOptions = Readonly<{
-  /** The queue's directory; it holds pending/, done/ and dead/. */
+  /** The queue's directory; it holds journal/ and tmp/. */
   directory: string;
   policies: Readonly<Record<JobKind, RetryPolicy>>;
   /** Jobs of each kind run at once (always from different groups). */
   concurrency: Readonly<Record<JobKind, number>>;
   logger: Logger;
+  /**
+   * Records written before the journal is replaced by a snapshot (when it also holds more
+   * records than the state it describes).
+   * @default 4096
+   */
+  snapshotAfter?: number;
 }>;
 
-const STATES = ['pending', 'done', 'dead'] as const satisfies readonly JobStatus[];
+/**
+ * One line of the journal. `job`: enqueued, or its attempts and error after a failure;
+ * `done` / `dead`: finished, never to run or be enqueued again.
+ */
+type JournalRecord = { t: 'job'; job: Job } | { t: 'done'; key: string } | { t: 'dead'; key: string; job?: Job };
 
-/** Keys become file names: keep them reversible and free of path tricks. */
-const fileName = (key: string) => `${encodeURIComponent(key).replace(/\./g, '%2E')}.json`;
+type Pending = Job & { notBefore: number };
+
+/** A record waiting for its batch: applied to memory once its file is in place. */
+type Appending = { record: JournalRecord; apply(): void; resolve(): void; reject(error: unknown): void };
+
+/** The layout before the journal: one JSON file per job in pending/, done/, dead/. Read once, then removed. */
+const LEGACY_STATES = ['pending', 'done', 'dead'] as const;
+
+const BATCH = /^(\d{12})\.(batch|snapshot)\.jsonl$/;
+const batchName = (n: number, kind: 'batch' | 'snapshot') => `${String(n).padStart(12, '0')}.${kind}.jsonl`;
 
 /**
- * The embedded queue: one JSON file per job under the storage directory, moved from
- * pending/ to done/ or dead/ by rename. A job file is written to a temporary name and
- * linked into pending/, so a crash leaves either no job or a whole one, and the link
- * fails if the key already exists (idempotent enqueue). Pending jobs are read back at
- * start, so nothing enqueued is lost to a restart.
+ * The embedded queue: a journal of batches under the storage directory (group commit).
+ * Every change made while the previous batch was being written (enqueues, completions,
+ * retries, from any number of callers) is written as one file: to tmp/, then renamed into
+ * journal/, so a crash leaves either no batch or a whole one, and each caller's promise
+ * resolves only once its record is in place. Memory holds the pending jobs and the keys
+ * that finished; enqueue is idempotent by key against both. At start the latest snapshot
+ * and the batches after it are replayed, so nothing enqueued is lost to a restart; once
+ * the journal outgrows the state, a snapshot of it replaces the older files.
  */
-export function createFileJobQueue({ directory, policies, concurrency, logger }: FileJobQueueOptions): JobQueue {
-  const dir = (state: JobStatus | 'tmp') => path.join(directory, state);
-  const pending = new Map<string, Job & { notBefore: number }>();
+export function createFileJobQueue({ directory, policies, concurrency, logger, snapshotAfter = 4096 }: FileJobQueueOptions): JobQueue {
+  const dir = (name: 'journal' | 'tmp' | (typeof LEGACY_STATES)[number]) => path.join(directory, name);
+  const pending = new Map<string, Pending>();
+  /**
+   * The pending jobs of each group in seq order, groups in the order their first job became
+   * runnable: the pump looks at group heads only and stops once every kind is busy, so a
+   * long queue costs no scan per finished job.
+   */
+  const groups = new Map<string, Pending[]>();
+  const pendingByKind = new Map<JobKind, number>();
+  const finished = new Map<string, 'done' | 'dead'>();
+  /** Keys whose enqueue is being written: a second enqueue of one loses at once. */
+  const reserved = new Set<string>();
   const running = new Map<string, Promise<void>>();
   const runningByKind = new Map<JobKind, number>();
   const busyGroups = new Set<string>();
   let handlers: JobHandlers | undefined;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  let pumpSoon: NodeJS.Immediate | undefined;
   let lastSeq = 0;
   let ready: Promise<void> | undefined;
   const idleWaiters: (() => void)[] = [];
 
+  let nextBatch = 1;
+  let recordsSinceSnapshot = 0;
+  let appending: Appending[] = [];
+  let writer: Promise<void> | undefined;
+
   const nextSeq = () => (lastSeq = Math.max(lastSeq + 1, Date.now() * 1000));
 
-  async function writeAtomically(file: string, job: Job): Promise<void> {
-    const temp = path.join(dir('tmp'), `${path.basename(file)}.${randomBytes(6).toString('hex')}`);
-    await fs.writeFile(temp, JSON.stringify(job));
-    await fs.rename(temp, file);
+  function setPending(job: Pending): void {
+    const jobs = groups.get(job.group) ?? [];
+    const at = jobs.findIndex((other) => other.key === job.key);
+    if (at >= 0) jobs[at] = job;
+    else {
+      pendingByKind.set(job.kind, (pendingByKind.get(job.kind) ?? 0) + 1);
+      let index = jobs.length;
+      while (index > 0 && jobs[index - 1]!.seq > job.seq) index -= 1;
+      jobs.splice(index, 0, job);
+      if (jobs.length === 1) groups.set(job.group, jobs);
+    }
+    pending.set(job.key, job);
+  }
+
+  function dropPending(key: string): void {
+    const job = pending.get(key);
+    if (!job) return;
+    pending.delete(key);
+    pendingByKind.set(job.kind, (pendingByKind.get(job.kind) ?? 1) - 1);
+    const jobs = groups.get(job.group) ?? [];
+    const at = jobs.findIndex((other) => other.key === key);
+    if (at >= 0) jobs.splice(at, 1);
+    groups.delete(job.group);
+    // The group's next job waits behind the groups already waiting.
+    if (jobs.length > 0) groups.set(job.group, jobs);
+  }
+
+  /** Applies one journal record to memory: the same at commit and at replay. */
+  function replay(record: JournalRecord): void {
+    if (record.t === 'job') {
+      if (finished.has(record.job.key)) return;
+      setPending({ ...record.job, notBefore: pending.get(record.job.key)?.notBefore ?? 0 });
+      lastSeq = Math.max(lastSeq, record.job.seq);
+    } else {
+      dropPending(record.key);
+      finished.set(record.key, record.t);
+    }
+  }
+
+  async function writeFile(name: string, lines: string): Promise<void> {
+    const temp = path.join(dir('tmp'), `${name}.${randomBytes(6).toString('hex')}`);
+    await fs.writeFile(temp, lines);
+    await fs.rename(temp, path.join(dir('journal'), name));
+  }
+
+  /** The whole state as one file; older files are removed after it is in place. */
+  async function snapshot(): Promise<void> {
+    const records: JournalRecord[] = [
+      ...[...finished].map(([key, state]): JournalRecord => (state === 'done' ? { t: 'done', key } : { t: 'dead', key })),
+      ...[...pending.values()].map(({ notBefore: _notBefore, ...job }): JournalRecord => ({ t: 'job', job })),
+    ];
+    const number = nextBatch++;
+    await writeFile(batchName(number, 'snapshot'), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    recordsSinceSnapshot = 0;
+    await removeBefore(number);
+  }
+
+  async function removeBefore(number: number): Promise<void> {
+    for (const name of await fs.readdir(dir('journal'))) {
+      const match = BATCH.exec(name);
+      if (match && Number(match[1]) < number) await fs.rm(path.join(dir('journal'), name), { force: true });
+    }
+  }
+
+  /** Writes everything appended so far as one batch, until nothing is left (group commit). */
+  async function writeBatches(): Promise<void> {
+    while (appending.length > 0) {
+      const batch = appending;
+      appending = [];
+      try {
+        await writeFile(batchName(nextBatch++, 'batch'), batch.map((a) => JSON.stringify(a.record)).join('\n') + '\n');
+      } catch (error) {
+        for (const entry of batch) entry.reject(error);
+        continue;
+      }
+      for (const entry of batch) entry.apply();
+      recordsSinceSnapshot += batch.length;
+      for (const entry of batch) entry.resolve();
+      if (recordsSinceSnapshot >= Math.max(snapshotAfter, pending.size + finished.size)) {
+        await snapshot().catch((error: unknown) => logger.warn({ err: error }, 'queue snapshot failed; the journal is kept as it is'));
+      }
+    }
+    writer = undefined;
+  }
+
+  /** Resolves once `record` is on disk (and applied to memory). */
+  function append(record: JournalRecord, apply: () => void = () => replay(record)): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      appending.push({ record, apply, resolve, reject });
+      // Let every record of this tick join the batch; later ones join the next.
+      writer ??= new Promise<void>((start) => setImmediate(start)).then(writeBatches);
+    });
+  }
+
+  /** Replays a journal file; returns how many records it held. */
+  async function replayFile(file: string): Promise<number> {
+    const lines = (await fs.readFile(file, 'utf8')).split('\n').filter(Boolean);
+    for (const line of lines) {
+      try {
+        replay(JSON.parse(line) as JournalRecord);
+      } catch (error) {
+        logger.error({ err: error, file: path.basename(file) }, 'unreadable record left in the queue journal');
+      }
+    }
+    return lines.length;
+  }
+
+  /** A queue directory from before the journal: its jobs and finished keys join the journal once. */
+  async function importLegacy(): Promise<boolean> {
+    let found = false;
+    for (const state of LEGACY_STATES) {
+      let names: string[];
+      try {
+        names = await fs.readdir(dir(state));
+      } catch {
+        continue;
+      }
+      found = true;
+      for (const name of names) {
+        if (state !== 'pending') {
+          if (name.endsWith('.json')) replay({ t: state, key: decodeURIComponent(name.slice(0, -'.json'.length)) });
+          continue;
+        }
+        try {
+          replay({ t: 'job', job: JSON.parse(await fs.readFile(path.join(dir(state), name), 'utf8')) as Job });
+        } catch (error) {
+          logger.error({ err: error, file: name }, 'unreadable job file left in the queue');
+        }
+      }
+    }
+    return found;
   }
 
   async function load(): Promise<void> {
-    await Promise.all([...STATES, 'tmp' as const].map((state) => fs.mkdir(dir(state), { recursive: true })));
-    for (const name of await fs.readdir(dir('pending'))) {
-      try {
-        const job = JSON.parse(await fs.readFile(path.join(dir('pending'), name), 'utf8')) as Job;
-        pending.set(job.key, { ...job, notBefore: 0 });
-        lastSeq = Math.max(lastSeq, job.seq);
-      } catch (error) {
-        logger.error({ err: error, file: name }, 'unreadable job file left in the queue');
-      }
+    await Promise.all([fs.mkdir(dir('journal'), { recursive: true }), fs.mkdir(dir('tmp'), { recursive: true })]);
+    const files = (await fs.readdir(dir('journal')))
+      .map((name) => ({ name, match: BATCH.exec(name) }))
+      .filter((f): f is { name: string; match: RegExpExecArray } => f.match !== null)
+      .map((f) => ({ name: f.name, number: Number(f.match[1]), snapshot: f.match[2] === 'snapshot' }))
+      .sort((a, b) => a.number - b.number);
+    const from = Math.max(0, ...files.filter((f) => f.snapshot).map((f) => f.number));
+    for (const file of files) {
+      nextBatch = Math.max(nextBatch, file.number + 1);
+      if (file.number < from) continue; // left by a crash right after a snapshot
+      recordsSinceSnapshot += await replayFile(path.join(dir('journal'), file.name));
+    }
+    if (await importLegacy()) {
+      await snapshot();
+      await Promise.all(LEGACY_STATES.map((state) => fs.rm(dir(state), { recursive: true, force: true })));
     }
   }
 
@@ -64,63 +234,42 @@ export function createFileJobQueue({ directory, policies, concurrency, logger }:
   async function status(key: string): Promise<JobStatus | undefined> {
     await loaded();
     if (pending.has(key)) return 'pending';
-    for (const state of STATES) {
-      try {
-        await fs.access(path.join(dir(state), fileName(key)));
-        return state;
-      } catch {
-        // not in this state
-      }
-    }
-    return undefined;
+    return finished.get(key);
   }
 
   async function enqueue(newJob: NewJob): Promise<boolean> {
     await loaded();
-    if ((await status(newJob.key)) !== undefined) return false;
-    const job: Job = { ...newJob, seq: nextSeq(), enqueuedAt: new Date().toISOString(), attempts: 0, lastError: null };
-    const temp = path.join(dir('tmp'), `${fileName(job.key)}.${randomBytes(6).toString('hex')}`);
-    await fs.writeFile(temp, JSON.stringify(job));
+    const { key } = newJob;
+    if (pending.has(key) || finished.has(key) || reserved.has(key)) return false;
+    reserved.add(key);
     try {
-      // link() refuses an existing name: two enqueues of one key cannot both win.
-      await fs.link(temp, path.join(dir('pending'), fileName(job.key)));
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
-      throw error;
+      await append({ t: 'job', job: { ...newJob, seq: nextSeq(), enqueuedAt: new Date().toISOString(), attempts: 0, lastError: null } });
     } finally {
-      await fs.rm(temp, { force: true });
+      reserved.delete(key);
     }
-    pending.set(job.key, { ...job, notBefore: 0 });
     schedule(0);
     return true;
   }
 
-  async function finish(job: Job, state: 'done' | 'dead'): Promise<void> {
-    await writeAtomically(path.join(dir(state), fileName(job.key)), job);
-    await fs.rm(path.join(dir('pending'), fileName(job.key)), { force: true });
-    pending.delete(job.key);
-  }
-
-  async function execute(job: Job & { notBefore: number }): Promise<void> {
+  async function execute(job: Pending): Promise<void> {
     const policy = policies[job.kind];
+    const { notBefore: _previous, ...record } = job;
     try {
-      await handlers!.run(job);
-      await finish(job, 'done');
+      await handlers!.run(record);
+      await append({ t: 'done', key: job.key });
     } catch (error) {
       const attempts = job.attempts + 1;
       const lastError = error instanceof Error ? error.message : String(error);
-      const updated = { ...job, attempts, lastError };
+      const updated: Job = { ...record, attempts, lastError };
       if (attempts >= policy.maxAttempts) {
         logger.warn({ job: job.key, attempts, err: error }, 'job failed its last attempt');
         await handlers!.dead(updated, error).catch((deadError: unknown) => logger.error({ err: deadError, job: job.key }, 'dead-job handler failed'));
-        await finish(updated, 'dead');
+        await append({ t: 'dead', key: job.key, job: updated });
         return;
       }
       const delay = retryDelay(policy, attempts);
       logger.info({ job: job.key, attempts, retryInMs: delay, error: lastError }, 'job failed; retrying');
-      const { notBefore: _previous, ...record } = updated;
-      await writeAtomically(path.join(dir('pending'), fileName(job.key)), record);
-      pending.set(job.key, { ...updated, notBefore: Date.now() + delay });
+      await append({ t: 'job', job: updated }, () => setPending({ ...updated, notBefore: Date.now() + delay }));
     }
   }
 
@@ -128,16 +277,17 @@ export function createFileJobQueue({ directory, policies, concurrency, logger }:
   function pump(): void {
     timer = undefined;
     if (stopped || !handlers) return;
-    const firstOfGroup = new Map<string, Job & { notBefore: number }>();
-    for (const job of pending.values()) {
-      const first = firstOfGroup.get(job.group);
-      if (!first || job.seq < first.seq) firstOfGroup.set(job.group, job);
-    }
     const now = Date.now();
     let nextDue = Infinity;
-    for (const job of [...firstOfGroup.values()].sort((a, b) => a.seq - b.seq)) {
-      if ((runningByKind.get(job.kind) ?? 0) >= concurrency[job.kind]) continue;
-      if (busyGroups.has(job.group) || running.has(job.key)) continue;
+    // A kind wants a job while it has a free slot and jobs that are not running.
+    const wants = (kind: JobKind) => {
+      const active = runningByKind.get(kind) ?? 0;
+      return active < concurrency[kind] && (pendingByKind.get(kind) ?? 0) > active;
+    };
+    for (const [group, jobs] of groups) {
+      if (!JOB_KINDS.some(wants)) break;
+      const job = jobs[0]!;
+      if (!wants(job.kind) || busyGroups.has(group) || running.has(job.key)) continue;
       if (job.notBefore > now) {
         nextDue = Math.min(nextDue, job.notBefore);
         continue;
@@ -160,9 +310,18 @@ export function createFileJobQueue({ directory, policies, concurrency, logger }:
 
   function schedule(delayMs: number): void {
     if (stopped || !handlers) return;
-    if (timer && delayMs > 0) return;
-    clearTimeout(timer);
-    timer = setTimeout(pump, Math.max(0, delayMs));
+    if (delayMs <= 0) {
+      // Now means this turn of the event loop (a 0 ms timer waits a whole millisecond).
+      if (pumpSoon) return;
+      pumpSoon = setImmediate(() => {
+        pumpSoon = undefined;
+        pump();
+      });
+      pumpSoon.unref();
+      return;
+    }
+    if (timer) return;
+    timer = setTimeout(pump, delayMs);
     timer.unref();
   }
 
@@ -180,9 +339,12 @@ export function createFileJobQueue({ directory, policies, concurrency, logger }:
     async stop(): Promise<void> {
       stopped = true;
       clearTimeout(timer);
+      clearImmediate(pumpSoon);
+      pumpSoon = undefined;
       // A load still creating the queue's directories must not outlive stop().
       await ready?.catch(() => undefined);
       await Promise.all(running.values());
+      await writer;
     },
     async idle(): Promise<void> {
       await loaded();

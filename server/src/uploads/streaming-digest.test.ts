@@ -106,6 +106,20 @@ describe('streaming digest', () => {
     expect(digests.size).toBe(0);
   });
 
+  it('an upload longer than maxBytes is left to the read after the finish', () => {
+    const digests = createStreamingDigests({ maxBytes: 2_500 });
+    const first = digests.tap('u', 0)!;
+    feed(first, bytes(2_000));
+    first.settle('u', 2_000);
+    const second = digests.tap('u', 2_000)!;
+    feed(second, bytes(1_000));
+    expect(second.finish('u', 3_000)).toBeUndefined();
+    const settled = digests.tap('v', 0)!;
+    feed(settled, bytes(3_000));
+    settled.settle('v', 3_000);
+    expect(digests.size).toBe(0);
+  });
+
   it('ignores chunks after the request settled', () => {
     const digests = createStreamingDigests();
     const tap = digests.tap('u', 0)!;

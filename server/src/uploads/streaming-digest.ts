@@ -18,11 +18,17 @@ export type StreamingDigestOptions = Readonly<{
    * @default 4100 (what detect-type reads)
    */
   headBytes?: number;
+  /**
+   * Uploads longer than this are hashed by reading the file after the finish, as before: for
+   * them the transfer dominates, and hashing in the request path would slow it down.
+   * @default 67108864 (64 MiB)
+   */
+  maxBytes?: number;
   now?: () => number;
 }>;
 
 /** An upload's bytes hashed so far, from offset 0: small (a hash state and at most `headBytes`). */
-type Running = { hash: Hash; bytes: number; head: Buffer | undefined; headLength: number; touched: number };
+type Running = { hash: Hash; bytes: number; head: Buffer | undefined; headLength: number; touched: number; tooLong?: boolean };
 
 /** One request's view: it sees the body's chunks in the order the store receives them. */
 export interface DigestTap {
@@ -49,7 +55,7 @@ export interface DigestTap {
  * was sent) has no tap or drops its state, and processing reads the file: a wrong hash is
  * never possible, only a missed shortcut.
  */
-export function createStreamingDigests({ maxEntries = 1000, idleMs = 5 * 60_000, headBytes = SNIFF_BYTES, now = Date.now }: StreamingDigestOptions = {}) {
+export function createStreamingDigests({ maxEntries = 1000, idleMs = 5 * 60_000, headBytes = SNIFF_BYTES, maxBytes = 64 * 1024 * 1024, now = Date.now }: StreamingDigestOptions = {}) {
   /** Running digests between requests, oldest first (re-inserted when continued). */
   const waiting = new Map<string, Running>();
 
@@ -89,7 +95,11 @@ export function createStreamingDigests({ maxEntries = 1000, idleMs = 5 * 60_000,
     let closed = false;
     return {
       observe(chunk) {
-        if (closed) return;
+        if (closed || running.tooLong) return;
+        if (running.bytes + chunk.byteLength > maxBytes) {
+          running.tooLong = true;
+          return;
+        }
         running.hash.update(chunk);
         if (running.headLength < headBytes) {
           running.head ??= Buffer.allocUnsafe(headBytes);
@@ -102,7 +112,7 @@ export function createStreamingDigests({ maxEntries = 1000, idleMs = 5 * 60_000,
       settle(id, storedOffset) {
         if (closed) return;
         closed = true;
-        if (storedOffset !== running.bytes) {
+        if (running.tooLong || storedOffset !== running.bytes) {
           // Our view and the store's disagree: whatever was kept for this upload is suspect too.
           waiting.delete(id);
           return;
@@ -116,7 +126,7 @@ export function createStreamingDigests({ maxEntries = 1000, idleMs = 5 * 60_000,
         if (closed) return undefined;
         closed = true;
         waiting.delete(id);
-        if (storedOffset !== running.bytes) return undefined;
+        if (running.tooLong || storedOffset !== running.bytes) return undefined;
         const head = Buffer.from((running.head ?? Buffer.alloc(0)).subarray(0, running.headLength));
         return { sha256: running.hash.digest('hex'), bytes: running.bytes, head };
       },
