@@ -134,8 +134,11 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
     let upload: UploadState;
     try {
       upload = await stateOf(id);
-    } catch {
-      return undefined; // the front-end answers 404/410 itself
+    } catch (error) {
+      // Unknown or expired: the front-end answers 404/410 itself. Anything else (S3 not
+      // answering) fails the DELETE: removing it anyway would skip pre-terminate's veto.
+      if (error instanceof HttpError && (error.code === 'ERR_UPLOAD_NOT_FOUND' || error.code === 'ERR_UPLOAD_GONE')) return undefined;
+      throw error;
     }
     const info = hookUploadOf(upload);
     await hooks.runBlocking('pre-terminate', { type: 'pre-terminate', upload: info, request });
