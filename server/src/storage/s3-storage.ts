@@ -39,11 +39,11 @@ const MAX_CONCURRENT_PART_UPLOADS = 16;
 
 /** Expired ids leave an empty object here (under the prefix) so they keep answering 410. */
 const TOMBSTONE_DIR = '.expired/';
-
 /** Ids whose processing reached an end state, as empty objects: the sweeps skip them from a listing. */
 const SETTLED_DIR = '.settled/';
 /** Processing records (`<id>.json`) when no Redis holds them: they outlive STORAGE_DIR with the uploads. */
 const STATUS_DIR = '.status/';
+
 const NOT_FOUND_CODES = new Set(['NotFound', 'NoSuchKey', 'NoSuchUpload']);
 
 /** An S3 answer that means "no such object or multipart upload" (not "no such bucket"). */
@@ -156,13 +156,6 @@ export class PrefixedS3Store extends S3Store {
     return `${this.prefix}${TOMBSTONE_DIR}${id}`;
   }
 
-  protected override infoKey(id: string): string {
-    return `${this.prefix}${id}.info`;
-  }
-
-  protected override partKey(id: string, isIncomplete = false): string {
-    return `${this.prefix}${id}${isIncomplete ? '.part' : ''}`;
-  }
   settledKey(id: string): string {
     return `${this.prefix}${SETTLED_DIR}${id}`;
   }
@@ -171,6 +164,13 @@ export class PrefixedS3Store extends S3Store {
     return `${this.prefix}${STATUS_DIR}${id}.json`;
   }
 
+  protected override infoKey(id: string): string {
+    return `${this.prefix}${id}.info`;
+  }
+
+  protected override partKey(id: string, isIncomplete = false): string {
+    return `${this.prefix}${id}${isIncomplete ? '.part' : ''}`;
+  }
 
   /** The info object's contents, or undefined when there is none; other failures throw. */
   async metadataOf(id: string): Promise<MetadataValue | undefined> {
@@ -183,6 +183,10 @@ export class PrefixedS3Store extends S3Store {
   }
 
   async hasTombstone(id: string): Promise<boolean> {
+    return this.hasObject(this.tombstoneKey(id));
+  }
+
+  async hasObject(key: string): Promise<boolean> {
     try {
       await this.client.headObject({ Bucket: this.bucket, Key: key });
       return true;
@@ -190,10 +194,6 @@ export class PrefixedS3Store extends S3Store {
       if (isS3NotFound(error)) return false;
       throw error;
     }
-    return this.hasObject(this.tombstoneKey(id));
-  }
-
-  async hasObject(key: string): Promise<boolean> {
   }
 
   override async create(upload: Upload): Promise<Upload> {
@@ -400,6 +400,9 @@ export class PrefixedS3Store extends S3Store {
       [this.objectKey(id), this.partKey(id, true)].map((Key) => this.client.deleteObject({ Bucket: this.bucket, Key }).catch(ignoreMissing)),
     );
     await this.client.deleteObject({ Bucket: this.bucket, Key: this.infoKey(id) }).catch(ignoreMissing);
+    // Last: a removal cut short leaves at worst a marker without an upload, never a finished
+    // upload without its marker (which the reconcile would process again).
+    await this.client.deleteObject({ Bucket: this.bucket, Key: this.settledKey(id) }).catch(ignoreMissing);
     await this.clearCache(id);
   }
 
@@ -407,9 +410,6 @@ export class PrefixedS3Store extends S3Store {
    * Upstream changes the cached metadata object in place and saves the info object, which
    * keeps a memory cache right; a shared cache holds a copy, so it is dropped here and the
    * next read takes the new length from S3 (an instance would otherwise never see it).
-    // Last: a removal cut short leaves at worst a marker without an upload, never a finished
-    // upload without its marker (which the reconcile would process again).
-    await this.client.deleteObject({ Bucket: this.bucket, Key: this.settledKey(id) }).catch(ignoreMissing);
    */
   override async declareUploadLength(id: string, length: number): Promise<void> {
     await super.declareUploadLength(id, length);
@@ -564,6 +564,26 @@ export async function createS3Storage(options: S3StorageOptions): Promise<Upload
   const s3 = store.s3;
   const bucket = config.bucket;
 
+  /**
+   * Ids of the objects directly under `prefix` whose names end with `suffix`, 1,000 per
+   * request. The delimiter keeps deeper keys (another prefix's uploads, tombstones, markers)
+   * out of the answer instead of paging through them.
+   */
+  async function listIds(prefix: string, suffix: string): Promise<string[]> {
+    const ids: string[] = [];
+    let ContinuationToken: string | undefined;
+    do {
+      const page = await s3.listObjectsV2({ Bucket: bucket, Prefix: prefix, Delimiter: '/', ContinuationToken });
+      for (const { Key } of page.Contents ?? []) {
+        if (!Key?.endsWith(suffix)) continue;
+        const id = Key.slice(prefix.length, Key.length - suffix.length);
+        if (id !== '' && !id.includes('/')) ids.push(id);
+      }
+      ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (ContinuationToken);
+    return ids;
+  }
+
   return {
     kind: 's3',
     datastore: store,
@@ -634,26 +654,6 @@ export async function createS3Storage(options: S3StorageOptions): Promise<Upload
         await s3.send(new HeadBucketCommand({ Bucket: bucket }));
       } catch (error) {
         throw new Error(`bucket ${bucket} is not reachable at ${describeEndpoint(config)}: ${reason(error, config)}`, { cause: error });
-  /**
-   * Ids of the objects directly under `prefix` whose names end with `suffix`, 1,000 per
-   * request. The delimiter keeps deeper keys (another prefix's uploads, tombstones, markers)
-   * out of the answer instead of paging through them.
-   */
-  async function listIds(prefix: string, suffix: string): Promise<string[]> {
-    const ids: string[] = [];
-    let ContinuationToken: string | undefined;
-    do {
-      const page = await s3.listObjectsV2({ Bucket: bucket, Prefix: prefix, Delimiter: '/', ContinuationToken });
-      for (const { Key } of page.Contents ?? []) {
-        if (!Key?.endsWith(suffix)) continue;
-        const id = Key.slice(prefix.length, Key.length - suffix.length);
-        if (id !== '' && !id.includes('/')) ids.push(id);
-      }
-      ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (ContinuationToken);
-    return ids;
-  }
-
       }
       // Parts are buffered on local disk before they are sent.
       const probe = path.join(config.tempDirectory, `.ready-${randomBytes(6).toString('hex')}`);
