@@ -15,7 +15,7 @@ import { REPO_ROOT } from '../support/start-command.js';
 const BENCH_TIMEOUT_MS = 100_000;
 
 type Summary = { workload: string; metric: string; ours: number | null; reference: number | null; ceiling: number | null; referenceNoise: number | null };
-type Output = { summary: Summary[]; runs: Array<{ server: string; workload: string; vmHwmMiB: number; serverCpuSec: number }> };
+type Output = { summary: Summary[]; runs: Array<{ server: string; workload: string; vmHwmMiB: number; serverCpuSec: number; detail: Record<string, unknown> }> };
 
 function runBench(args: readonly string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'e2e/bench/main.ts', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -62,8 +62,9 @@ describe('npm run bench', () => {
       expect(r, `${workload} ${metric}`).toBeDefined();
       for (const figure of [r!.ours, r!.reference, r!.ceiling, r!.referenceNoise]) expect(figure, `${workload} ${metric}`).toBeGreaterThan(0);
     }
-    // Only this server processes uploads: the time until its queue drained is measured.
+    // Only this server processes uploads: the time until its queue drained is measured, every upload processed.
     expect(row('small', 'drainMs')?.ours).toBeGreaterThanOrEqual(0);
+    expect(json.runs.find((r) => r.server === 'A-file' && r.workload === 'small')?.detail.processed).toEqual({ done: 50 });
     // The per-run storage directories are gone.
     expect((await fs.readdir(dir)).filter((name) => name.startsWith('tus-bench-'))).toEqual([]);
   });

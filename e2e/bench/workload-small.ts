@@ -3,31 +3,53 @@
  * at a time over keep-alive connections. Uploads/s is what the client sees; server CPU per
  * upload is read around that window. This server (A, and its --extra variants) keeps
  * processing on (that is the point), so after the window the bench waits, apart, for its
- * processing queue to drain: until the last upload's status (GET /uploads/<id>) is final and
- * STORAGE_DIR/.queue/pending is empty.
+ * processing queue to drain: until every upload's status (GET /uploads/<id>) is final.
  */
-import fs from 'node:fs';
-import path from 'node:path';
+import type http from 'node:http';
 import { createUpload, keepAlive, request } from './http-client.js';
 import { formatSize, percentile, round1, sleep } from './units.js';
 import type { RunContext, Workload } from './workload-types.js';
 
 const FINAL_STATES = new Set(['done', 'failed', 'rejected']);
 
-/** Milliseconds until A's processing has caught up with every upload; bounded by the run's signal. */
-async function drain(ctx: RunContext, lastId: string): Promise<{ drainMs: number; lastState: string }> {
+async function stateOf(ctx: RunContext, agent: http.Agent, id: string): Promise<string> {
+  const reply = await request(agent, `${ctx.server.url}/uploads/${id}`, 'GET', {}, 0, ctx.signal);
+  return reply.status === 200 ? ((JSON.parse(reply.body) as { state?: string }).state ?? '?') : `HTTP ${reply.status}`;
+}
+
+/**
+ * Milliseconds until A's processing has caught up with every upload, bounded by the run's
+ * signal: the queue runs roughly in order, so the last upload is polled until its status is
+ * final; then every other upload is checked once, and any still in progress polled until it is.
+ */
+async function drain(ctx: RunContext, ids: readonly string[]): Promise<{ drainMs: number; states: Record<string, number> }> {
   const started = performance.now();
-  const agent = keepAlive(1);
-  const pendingDir = path.join(ctx.storageDir, '.queue', 'pending');
-  try {
-    for (;;) {
-      ctx.signal.throwIfAborted();
-      const reply = await request(agent, `${ctx.server.url}/uploads/${lastId}`, 'GET', {}, 0, ctx.signal);
-      const state = reply.status === 200 ? (JSON.parse(reply.body) as { state?: string }).state ?? '?' : `HTTP ${reply.status}`;
-      const pending = fs.existsSync(pendingDir) ? fs.readdirSync(pendingDir).length : 0;
-      if (FINAL_STATES.has(state) && pending === 0) return { drainMs: Math.round(performance.now() - started), lastState: state };
+  const agent = keepAlive(4);
+  let drainedAt = started;
+  const waitFinal = async (id: string): Promise<string> => {
+    for (let checked = false; ; checked = true) {
+      const state = await stateOf(ctx, agent, id);
+      if (FINAL_STATES.has(state)) {
+        if (checked) drainedAt = Math.max(drainedAt, performance.now());
+        return state;
+      }
       await sleep(50);
     }
+  };
+  try {
+    await waitFinal(ids.at(-1)!);
+    drainedAt = Math.max(drainedAt, performance.now());
+    const states: Record<string, number> = {};
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (next < ids.length) {
+          const state = await waitFinal(ids[next++]!);
+          states[state] = (states[state] ?? 0) + 1;
+        }
+      }),
+    );
+    return { drainMs: Math.round(drainedAt - started), states };
   } finally {
     agent.destroy();
   }
@@ -66,7 +88,7 @@ export function smallWorkload(count: number, size: number, inFlight: number): Wo
         );
         const elapsedMs = performance.now() - started;
         ctx.meter.end();
-        const { drainMs, lastState } = ctx.spec.role === 'A' || ctx.spec.role === 'X' ? await drain(ctx, ids.at(-1)!) : { drainMs: null, lastState: null };
+        const { drainMs, states } = ctx.spec.role === 'A' || ctx.spec.role === 'X' ? await drain(ctx, ids) : { drainMs: null, states: null };
         if (ctx.spec.storage === 'file') {
           for (const id of ids) {
             const stored = await ctx.storedSize(id);
@@ -76,7 +98,7 @@ export function smallWorkload(count: number, size: number, inFlight: number): Wo
         return {
           metrics: { uploadsPerSec: round1(count / (elapsedMs / 1000)), drainMs },
           ops: count, opsUnit: 'requests',
-          detail: { count, sizeBytes: size, inFlight, elapsedMs: Math.round(elapsedMs), p50Ms: round1(percentile(latencies, 50)), p99Ms: round1(percentile(latencies, 99)), lastState },
+          detail: { count, sizeBytes: size, inFlight, elapsedMs: Math.round(elapsedMs), p50Ms: round1(percentile(latencies, 50)), p99Ms: round1(percentile(latencies, 99)), processed: states },
         };
       } finally {
         agent.destroy();
