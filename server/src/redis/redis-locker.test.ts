@@ -3,6 +3,8 @@ import { ERRORS } from '@tus/utils';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpError } from '../errors.js';
+import { createTestApp } from '../testing/create-test-app.js';
+import { TUS } from '../testing/http-test-helpers.js';
 import { lockerContract } from '../uploads/locker.contract.js';
 import { RedisLocker } from './redis-locker.js';
 import { connections, deletePrefix, redisUrl, testPrefix } from './test-redis.js';
@@ -162,6 +164,28 @@ describe.skipIf(!redisUrl)('RedisLocker', () => {
         await locker.waitUntilFree('upload-1');
         await locker.newLock('upload-1').unlock();
       } finally {
+        await locker.close();
+        redis.disconnect();
+      }
+    });
+
+    it('through the app, a request whose upload lock cannot be taken answers 503 with Retry-After, never 500', async () => {
+      prefix = testPrefix('lock');
+      blackHole = createServer((socket) => socket.destroy());
+      await new Promise<void>((resolve) => blackHole!.listen(0, '127.0.0.1', resolve));
+      const { port } = blackHole.address() as { port: number };
+      const redis = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1, retryStrategy: () => 20 });
+      redis.on('error', () => undefined);
+      const locker = new RedisLocker({ redis, prefix, acquireTimeoutMs: 1_000 });
+      const t = await createTestApp({}, { locker });
+      try {
+        // @tus/server takes the lock for a creation: the failure comes back through onResponseError.
+        const created = await t.app.request('http://localhost/files', { method: 'POST', headers: { Host: 'localhost', ...TUS, 'Upload-Length': '10' } });
+        expect(created.status).toBe(503);
+        expect(await created.text()).toMatch(/^ERR_SERVICE_UNAVAILABLE: /);
+        expect(created.headers.get('retry-after')).toBeTruthy();
+      } finally {
+        await t.cleanup();
         await locker.close();
         redis.disconnect();
       }
