@@ -416,7 +416,7 @@ async function main(): Promise<void> {
   if (!stopped) throw fail(`SIGTERM: still running after ${STOP_TIMEOUT_MS} ms`);
   if (stopped.code !== 0) throw fail(`SIGTERM: exited ${stopped.code ?? stopped.signal}, expected 0`);
   log(`check SIGTERM: exit code 0 after ${Date.now() - stopAt} ms`);
-  log(`ok    the Dockerfile's install and start steps pass outside Docker (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  log(`ok    the Dockerfile's install, build and start steps pass outside Docker (${((Date.now() - started) / 1000).toFixed(1)} s)`);
 }
 
 main()
