@@ -130,14 +130,14 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
     if (body) c.set('bytesIn', body.bytesReceived);
     const created = method === 'POST' ? createdUploadId(request) : undefined;
     if (created) c.set('uploadId', created);
-    // post-create (and post-finish, post-terminate) are queued durably before the client hears of it.
-    const touched = created ?? (target.kind === 'upload' && method === 'DELETE' ? target.id : undefined);
     const digested = created ?? (target.kind === 'upload' ? target.id : undefined);
     if (digest && digested) {
       // Continued by the next request only if this one was kept whole: a cut body falls back to a read.
       const stored = response.ok && !body?.cutReason ? Number(response.headers.get('upload-offset') ?? Number.NaN) : undefined;
       digest.settle(digested, stored);
     }
+    // post-create (and post-finish, post-terminate) are queued durably before the client hears of it.
+    const touched = created ?? (target.kind === 'upload' && method === 'DELETE' ? target.id : undefined);
     if (touched) await core.flushed(touched);
     if (body?.cutReason === 'stopped') {
       response = fail(new HttpError('ERR_UPLOAD_STOPPED', 'this upload was stopped by the server and takes no more bytes'));
