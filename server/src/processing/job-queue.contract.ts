@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Job, JobHandlers, JobKind, JobQueue, NewJob, RetryPolicy } from './job-queue.js';
+import { withTimeout } from '../shared/with-timeout.js';
 
 /**
  * The guarantees every JobQueue gives (see job-queue.ts), as a suite that runs against any
@@ -52,19 +53,8 @@ export const newJob = (key: string, group = key, payload: unknown = { key }, kin
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Rejects after `ms` with a message naming what was awaited. */
-export async function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+export const within = <T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> =>
+  withTimeout(promise, ms, () => new Error(`timed out after ${ms} ms waiting for ${what}`));
 
 /** Polls until `check` holds; bounded in time and in rounds. */
 export async function until(check: () => boolean | Promise<boolean>, what: string, ms = WAIT_MS): Promise<void> {

@@ -7,6 +7,7 @@ import { createRedisJobQueue } from './redis-job-queue.js';
 import { RedisLocker } from './redis-locker.js';
 import { RedisMetadataCache } from './redis-metadata-cache.js';
 import { createRedisStatusStore } from './redis-status-store.js';
+import { withTimeout } from '../shared/with-timeout.js';
 
 export { createRedisJobQueue } from './redis-job-queue.js';
 export { RedisLocker } from './redis-locker.js';
@@ -62,15 +63,7 @@ export function createRedisBackend({ url, prefix = 'tus:', policies, concurrency
     state: { queue, statuses },
     metadataCache: <T>() => new RedisMetadataCache<T>(redis, `${prefix}s3-info:`),
     async checkReady(timeoutMs = 3_000) {
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms (${redis.status})`)), timeoutMs);
-      });
-      try {
-        await Promise.race([redis.ping(), timeout]);
-      } finally {
-        clearTimeout(timer);
-      }
+      await withTimeout(redis.ping(), timeoutMs, () => new Error(`no answer within ${timeoutMs} ms (${redis.status})`));
     },
     async close() {
       await Promise.all([locker.close(), statuses.close()]);

@@ -1,6 +1,7 @@
 import { ERRORS, type Lock } from '@tus/utils';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { UploadLocker } from './upload-locker.js';
+import { withTimeout } from '../shared/with-timeout.js';
 
 /**
  * The guarantees every UploadLocker gives, as a suite that runs against any implementation
@@ -28,19 +29,8 @@ const never = () => new AbortController().signal;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Rejects after `ms` with a message naming what was awaited. */
-async function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const within = <T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> =>
+  withTimeout(promise, ms, () => new Error(`timed out after ${ms} ms waiting for ${what}`));
 
 /** Whether `promise` is still pending after `ms`. */
 async function pendingAfter(promise: Promise<unknown>, ms: number): Promise<boolean> {
