@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { createKeyedSequence } from '../shared/keyed-sequence.js';
 import type { RecordObjects } from '../storage/index.js';
 import type { StatusListener, StatusRecord, StatusStore } from './status-store.js';
 
@@ -9,33 +10,41 @@ import type { StatusListener, StatusRecord, StatusStore } from './status-store.j
  * processor's result and never writes back a record that was deleted meanwhile. Without a
  * compare-and-set this is safe for one instance per store; several instances share Redis's.
  */
+/** How many records written here are kept in memory (a few KiB each at most). */
+const RECENT_RECORDS = 1_000;
+
 export function createRecordStatusStore(objects: RecordObjects): StatusStore {
   const events = new EventEmitter();
   events.setMaxListeners(0);
-  const chains = new Map<string, Promise<unknown>>();
+  const sequence = createKeyedSequence();
+  /**
+   * Records this process wrote last, most recent last: processing updates a record once per
+   * step, and each update would otherwise read back what the previous one just wrote.
+   */
+  const written = new Map<string, StatusRecord>();
+
+  function remember(id: string, record: StatusRecord | undefined): void {
+    written.delete(id);
+    if (!record) return;
+    if (written.size >= RECENT_RECORDS) written.delete(written.keys().next().value as string);
+    written.set(id, record);
+  }
 
   async function get(id: string): Promise<StatusRecord | undefined> {
+    const recent = written.get(id);
+    if (recent) return recent;
     const text = await objects.read(id);
     return text === undefined ? undefined : (JSON.parse(text) as StatusRecord);
   }
 
   /** Runs `step` after every earlier update or delete of `id` in this process. */
-  function serialized<T>(id: string, step: () => Promise<T>): Promise<T> {
-    const previous = chains.get(id) ?? Promise.resolve();
-    const next = previous.catch(() => undefined).then(step);
-    chains.set(id, next);
-    void next
-      .finally(() => {
-        if (chains.get(id) === next) chains.delete(id);
-      })
-      .catch(() => undefined);
-    return next;
-  }
+  const serialized = <T>(id: string, step: () => Promise<T>): Promise<T> => sequence.run(id, step);
 
   function update(id: string, change: (current: StatusRecord | undefined) => StatusRecord): Promise<StatusRecord> {
     return serialized(id, async () => {
       const record = change(await get(id));
       await objects.write(id, JSON.stringify(record));
+      remember(id, record);
       events.emit(id, record);
       return record;
     });
@@ -45,7 +54,11 @@ export function createRecordStatusStore(objects: RecordObjects): StatusStore {
     get,
     update,
     // In the same chain as updates: an update in flight cannot write a deleted record back.
-    delete: (id: string) => serialized(id, () => objects.remove(id)),
+    delete: (id: string) =>
+      serialized(id, async () => {
+        remember(id, undefined);
+        await objects.remove(id);
+      }),
     subscribe(id: string, listener: StatusListener): () => void {
       events.on(id, listener);
       return () => events.off(id, listener);

@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 import type { StatusListener, StatusRecord, StatusStore } from '../processing/status-store.js';
+import { createKeyedSequence } from '../shared/keyed-sequence.js';
 
 export type RedisStatusStoreOptions = Readonly<{
   /** Connection for commands; the store never closes it. */
@@ -59,7 +60,8 @@ export function createRedisStatusStore(options: RedisStatusStoreOptions): Status
   const origin = randomBytes(12).toString('hex');
   const events = new EventEmitter();
   events.setMaxListeners(0);
-  const chains = new Map<string, Promise<unknown>>();
+  /** Updates of one id from this process, one at a time (the compare-and-set settles the rest). */
+  const sequence = createKeyedSequence();
   let subscriber: Redis | undefined;
   let subscribing: Promise<void> = Promise.resolve();
   const key = (id: string) => `${prefix}${id}`;
@@ -69,17 +71,7 @@ export function createRedisStatusStore(options: RedisStatusStoreOptions): Status
     return json === null ? undefined : (JSON.parse(json) as StatusRecord);
   }
 
-  function serialized<T>(id: string, step: () => Promise<T>): Promise<T> {
-    const previous = chains.get(id) ?? Promise.resolve();
-    const next = previous.catch(() => undefined).then(step);
-    chains.set(id, next);
-    void next
-      .finally(() => {
-        if (chains.get(id) === next) chains.delete(id);
-      })
-      .catch(() => undefined);
-    return next;
-  }
+  const serialized = <T>(id: string, step: () => Promise<T>): Promise<T> => sequence.run(id, step);
 
   function update(id: string, change: (current: StatusRecord | undefined) => StatusRecord): Promise<StatusRecord> {
     return serialized(id, async () => {
