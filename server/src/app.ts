@@ -10,7 +10,7 @@ import { errorResponse } from './http/error-response.js';
 import { ServerLifecycle } from './http/lifecycle.js';
 import { requestLog } from './http/request-log.js';
 import type { Logger } from './logger.js';
-import { createProcessingState, defaultProcessors, type ProcessingState } from './processing/index.js';
+import { createProcessingState, defaultProcessors, type ProcessingStores } from './processing/index.js';
 import { createProcessing, type Processing } from './processing/processing-service.js';
 import type { Processor } from './processing/processors/types.js';
 import { demoPageRoutes } from './routes/demo-page.js';
@@ -36,7 +36,7 @@ export type AppDeps = Readonly<{
   /** Replaces the standard processors (size, sha256, type). */
   processors?: readonly Processor[];
   /** Replaces the embedded queue and status store. */
-  state?: ProcessingState;
+  state?: ProcessingStores;
   /** Services /readyz checks besides storage (Redis). */
   services?: readonly ReadinessCheck[];
 }>;
@@ -47,7 +47,7 @@ export type UploadServerApp = Readonly<{
   /** Expired-upload cleanup; main starts it, tests may call sweepOnce(). */
   sweeper: ExpirySweeper;
   processing: Processing;
-  state: ProcessingState;
+  state: ProcessingStores;
   /** Starts background work: the job queue, the first processing sweep, the expiry timer. */
   startBackground(): Promise<void>;
   /** Stops background work and waits for running jobs. */

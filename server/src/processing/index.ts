@@ -12,7 +12,8 @@ import { verifySize } from './processors/verify-size.js';
 import type { StatusStore } from './status-store.js';
 import type { UploadStorage } from '../storage/index.js';
 
-export type ProcessingState = Readonly<{ queue: JobQueue; statuses: StatusStore }>;
+/** The durable queue and the status records processing runs on. */
+export type ProcessingStores = Readonly<{ queue: JobQueue; statuses: StatusStore }>;
 
 /** The job queue's retry policies and concurrency, the same for the embedded and the Redis queue. */
 export function queueSettings(config: Config): Readonly<{ policies: Record<JobKind, RetryPolicy>; concurrency: Record<JobKind, number> }> {
@@ -32,7 +33,7 @@ export function queueSettings(config: Config): Readonly<{ policies: Record<JobKi
  * storage, beside the uploads in the bucket for S3 (`storage.records`), so an instance
  * started with an empty STORAGE_DIR still knows what was processed.
  */
-export function createProcessingState(config: Config, logger: Logger, storage?: Pick<UploadStorage, 'records'>): ProcessingState {
+export function createProcessingState(config: Config, logger: Logger, storage?: Pick<UploadStorage, 'records'>): ProcessingStores {
   const base = config.storage.directory;
   const queue = createFileJobQueue({ directory: path.join(base, '.queue'), logger, ...queueSettings(config) });
   const local = path.join(base, '.status');

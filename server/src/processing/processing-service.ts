@@ -4,7 +4,7 @@ import type { HookDispatcher } from '../hooks/hook-dispatcher.js';
 import type { HookUpload } from '../hooks/types.js';
 import type { Logger } from '../logger.js';
 import type { UploadStorage } from '../storage/index.js';
-import { plainMetadata } from '../upload-metadata.js';
+import { hookUploadOf, isFinished, uploadStateOf } from '../uploads/upload-state.js';
 import type { Job, JobQueue, ProcessUploadPayload } from './job-queue.js';
 import type { Processor, StreamedDigest } from './processors/types.js';
 import type { ProcessingState, StatusRecord, StatusStore } from './status-store.js';
@@ -22,12 +22,8 @@ export type ProcessingDeps = Readonly<{
 
 export const processingKey = (id: string) => `process:${id}`;
 
-export function hookUpload(upload: Pick<Upload, 'id' | 'size' | 'offset' | 'metadata' | 'creation_date'>): HookUpload {
-  const metadata = plainMetadata(upload.metadata);
-  return { id: upload.id, size: upload.size ?? null, offset: upload.offset, metadata, createdAt: upload.creation_date ?? null };
-}
-
-const isFinished = (upload: Upload) => upload.size !== undefined && upload.offset === upload.size;
+/** The stored upload as hooks see it. */
+export const hookUpload = (upload: Pick<Upload, 'id' | 'size' | 'offset' | 'metadata' | 'creation_date'>): HookUpload => hookUploadOf(uploadStateOf(upload));
 
 /** The upload's status record vanished mid-run: it was terminated (DELETE) meanwhile. */
 class UploadTerminated extends Error {
@@ -119,7 +115,7 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
       }
       throw error;
     }
-    if (!isFinished(upload)) throw new Error(`upload ${id} is not finished (${upload.offset} of ${upload.size ?? '?'} bytes)`);
+    if (!isFinished(uploadStateOf(upload))) throw new Error(`upload ${id} is not finished (${upload.offset} of ${upload.size ?? '?'} bytes)`);
     // Settled and announced already, by this instance or the one it replaced: nothing to redo,
     // not even a hook (a new instance's queue does not know the keys of the old one's).
     if (await storage.isSettled(id)) {
@@ -206,7 +202,7 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
     for (const id of candidates) {
       try {
         const upload = await storage.getUpload(id);
-        if (!isFinished(upload)) continue;
+        if (!isFinished(uploadStateOf(upload))) continue;
         const job = await queue.status(processingKey(id));
         if (job === undefined) {
           if (await ensure(id)) {

@@ -1,7 +1,8 @@
 /** Where processing stands for one upload. 'uploading' is derived from offsets, never stored. */
 export const PROCESSING_STATES = ['processing', 'done', 'failed', 'rejected'] as const;
 export type ProcessingState = (typeof PROCESSING_STATES)[number];
-export type UploadState = 'uploading' | ProcessingState;
+/** What the status resource says of an upload: still uploading, or where its processing stands. */
+export type StatusState = 'uploading' | ProcessingState;
 
 export type ProcessorRecord = Readonly<{
   ok: boolean;

@@ -2,7 +2,7 @@ import type { KvStore } from '@tus/utils';
 import { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 import type { JobKind, RetryPolicy } from '../processing/job-queue.js';
-import type { ProcessingState } from '../processing/index.js';
+import type { ProcessingStores } from '../processing/index.js';
 import { createRedisJobQueue } from './redis-job-queue.js';
 import { RedisLocker } from './redis-locker.js';
 import { RedisMetadataCache } from './redis-metadata-cache.js';
@@ -31,7 +31,7 @@ export type RedisBackend = Readonly<{
   /** For createApp's deps.locker: upload locks shared by every instance. */
   locker: RedisLocker;
   /** For createApp's deps.state: the shared job queue and status records. */
-  state: ProcessingState;
+  state: ProcessingStores;
   /**
    * For the S3 store's metadata cache (`<prefix>s3-info:`): an upload's `.info` as every
    * instance last wrote it, rather than a per-process copy that goes stale (tus-node-server#552).

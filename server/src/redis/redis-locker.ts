@@ -127,7 +127,11 @@ export class RedisLocker implements UploadLocker {
    */
   async waitUntilFree(id: string, signal?: AbortSignal): Promise<void> {
     const key = this.lockKey(id);
-    const seen = await this.redis.get(key).catch(() => null);
+    // Redis not answering fails the read (503): without it no writer can be asked to let go,
+    // and the offset may be short of bytes another instance is storing.
+    const seen = await this.redis.get(key).catch((error: unknown) => {
+      throw unavailable(error);
+    });
     if (seen === null || signal?.aborted) return;
     const waiting = this.waiter(id, signal, false);
     try {

@@ -5,7 +5,7 @@ import type { Config } from '../config.js';
 import type { AppEnv } from '../http/app-env.js';
 import type { Authenticator } from '../http/auth.js';
 import { corsHeaders } from '../http/cors.js';
-import type { StatusRecord, StatusStore, UploadState as StatusState } from '../processing/status-store.js';
+import type { StatusRecord, StatusStore, StatusState } from '../processing/status-store.js';
 import { isFinished, type UploadState } from '../uploads/upload-state.js';
 import { plainMetadata } from '../upload-metadata.js';
 

@@ -8,13 +8,15 @@ import { ERRORS, isPathInsideDirectory, type Upload } from '@tus/utils';
 import { AtomicFileKvStore } from './atomic-file-kv-store.js';
 import { toHttpError } from './storage-errors.js';
 import type { ByteRange, UploadStorage } from './types.js';
+import { isFinished, uploadStateOf } from '../uploads/upload-state.js';
 
 /** Ids of expired uploads live here as empty files so we can keep answering 410 Gone. */
 const TOMBSTONE_DIR = '.expired';
 /** Ids of uploads whose processing reached an end state, as empty files: the sweeps skip them from one listing. */
 const SETTLED_DIR = '.settled';
 
-const isComplete = (upload: Upload) => upload.size !== undefined && upload.offset === upload.size;
+/** The core's rule, on a store's record. */
+const isComplete = (upload: Upload) => isFinished(uploadStateOf(upload));
 
 /**
  * @tus/file-store with the corrections we need:

@@ -16,6 +16,7 @@ import { ERRORS, StreamSplitter, TUS_RESUMABLE, Upload, type KvStore } from '@tu
 import type { S3StorageConfig } from '../config.js';
 import { toHttpError } from './storage-errors.js';
 import type { ByteRange, UploadStorage } from './types.js';
+import { isFinished, uploadStateOf } from '../uploads/upload-state.js';
 
 /**
  * Part files one upload request may have on local disk at once: the one being filled from
@@ -53,7 +54,8 @@ export function isS3NotFound(error: unknown): boolean {
   return (typeof name === 'string' && NOT_FOUND_CODES.has(name)) || (typeof Code === 'string' && NOT_FOUND_CODES.has(Code));
 }
 
-const isComplete = (upload: Upload) => upload.size !== undefined && upload.offset === upload.size;
+/** The core's rule, on a store's record. */
+const isComplete = (upload: Upload) => isFinished(uploadStateOf(upload));
 
 type MetadataValue = Awaited<ReturnType<S3Store['getMetadata']>>;
 

@@ -1,6 +1,7 @@
 import type { Locker } from '@tus/utils';
 import type { Logger } from '../logger.js';
 import type { UploadStorage } from '../storage/index.js';
+import { isExpired, isFinished, uploadStateOf } from '../uploads/upload-state.js';
 
 export type ExpirySweeperDeps = Readonly<{
   storage: UploadStorage;
@@ -26,16 +27,14 @@ export function createExpirySweeper({ storage, locker, logger, expiryMs, interva
   let running: Promise<number> | undefined;
 
   async function expireIfDue(id: string, now: number): Promise<boolean> {
-    const upload = await storage.getUpload(id);
-    const finished = upload.size !== undefined && upload.offset === upload.size;
-    if (finished || !upload.creation_date) return false;
-    if (now <= new Date(upload.creation_date).getTime() + expiryMs) return false;
+    if (!isExpired(uploadStateOf(await storage.getUpload(id)), expiryMs, now)) return false;
 
     const lock = locker.newLock(id);
     await lock.lock(AbortSignal.timeout(LOCK_WAIT_MS), () => undefined);
     try {
+      // Read again under the lock: the last PATCH may have finished it meanwhile.
       const current = await storage.getUpload(id);
-      if (current.size !== undefined && current.offset === current.size) return false;
+      if (isFinished(uploadStateOf(current))) return false;
       await storage.expire(id);
       logger.info({ uploadId: id, offset: current.offset, size: current.size }, 'expired unfinished upload removed');
       return true;

@@ -102,7 +102,10 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
     notify('post-receive', upload, null, `post-receive:${upload.id}:${upload.offset}`);
   }
 
-  /** Before bytes are appended: an expired or stopped upload takes none. */
+  /**
+   * Before bytes are appended: a stopped upload takes none. (Expiry on PATCH is answered by
+   * @tus/server from the same creation date and UPLOAD_EXPIRY, before this runs.)
+   */
   async function beforeWrite(id: string): Promise<void> {
     const status = await statuses.get(id);
     if (status?.stopped) throw uploadStopped();
