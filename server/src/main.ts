@@ -3,7 +3,6 @@ import { ConfigError, parseConfig } from './config.js';
 import { startServer, type RunningServer } from './http/serve.js';
 import { createLogger } from './logger.js';
 import { queueSettings } from './processing/index.js';
-import { createRedisBackend } from './redis/index.js';
 import { createStorage } from './storage/index.js';
 
 /** A URL for messages: the password, if any, replaced. */
@@ -28,7 +27,8 @@ async function main(): Promise<void> {
   const logger = createLogger(config.log);
 
   // Several instances share locks, the job queue, status and the S3 metadata cache on Redis.
-  const redis = config.redis ? createRedisBackend({ url: config.redis.url, prefix: config.redis.prefix, logger, ...queueSettings(config) }) : undefined;
+  // Loaded on demand: a single instance does without ioredis (and the memory it takes).
+  const redis = config.redis ? (await import('./redis/index.js')).createRedisBackend({ url: config.redis.url, prefix: config.redis.prefix, logger, ...queueSettings(config) }) : undefined;
   if (redis) {
     try {
       await redis.checkReady(10_000);

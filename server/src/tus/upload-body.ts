@@ -2,8 +2,8 @@ import type { Readable } from 'node:stream';
 
 export type CutReason = 'idle' | 'shutdown' | 'client-aborted' | 'stopped';
 
-/** Queued chunks before we stop reading the socket: a few hundred KiB, never the file. */
-const QUEUED_CHUNKS = 8;
+/** Queued chunks before we stop reading the socket: two (about 128 KiB), never the file; eight cost 24 MiB more peak RSS with 64 uploads at once and no throughput. */
+const QUEUED_CHUNKS = 2;
 
 /**
  * The request body handed to @tus/server, read straight from the Node request.
