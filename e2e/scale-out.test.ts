@@ -33,8 +33,18 @@ function deployment(extra: Record<string, string> = {}): Record<string, string> 
 }
 
 /** How many times an instance logged that it processed `id` (its processors ran to the end). */
-const processedCount = (servers: readonly ServerProcess[], id: string) =>
+const processedLines = (servers: readonly ServerProcess[], id: string) =>
   servers.flatMap((s) => s.logs()).filter((line) => line.msg === 'upload processed' && line.uploadId === id).length;
+
+/**
+ * How many instances logged processing the upload. The status reads done a moment before the
+ * line is logged (the settled marker is written in between, and logs are flushed asynchronously),
+ * so it waits for the first line, then counts.
+ */
+async function processedCount(servers: readonly ServerProcess[], id: string): Promise<number> {
+  await pollUntil(() => (processedLines(servers, id) > 0 ? true : undefined), `the "upload processed" line of ${id}`).catch(() => undefined);
+  return processedLines(servers, id);
+}
 
 async function waitForDone(baseUrl: string, id: string, timeoutMs = 60_000): Promise<Record<string, unknown>> {
   return pollUntil(
@@ -86,7 +96,7 @@ describe.skipIf(!redisUrl)('several instances on one S3 bucket and one Redis', (
     // Both instances look at the finished upload again (HEAD re-ensures processing); still once.
     for (const server of [a, b]) expect((await head(`${server.url}/files/${id}`)).status).toBe(200);
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(processedCount([a, b], id)).toBe(1);
+    expect(await processedCount([a, b], id)).toBe(1);
   });
 
   it('two PATCHes of one upload through different instances: at most one wins, bytes never mix', async () => {
@@ -170,7 +180,7 @@ describe.skipIf(!redisUrl)('several instances on one S3 bucket and one Redis', (
     expect(firstByteSent).toBeGreaterThanOrEqual(resumedAt.offset ?? 0);
     expect((await download(`${b.url}/files/${id}`)).sha256).toBe(sha256(content));
     expect((await waitForDone(b.url, id)).state).toBe('done');
-    expect(processedCount([a, b], id)).toBe(1);
+    expect(await processedCount([a, b], id)).toBe(1);
   });
 
   it('a client whose PATCH stalls on one instance reconnects through the other, which takes the upload over', async () => {
@@ -227,8 +237,8 @@ describe.skipIf(!redisUrl)('several instances on one S3 bucket and one Redis', (
     const status = await waitForDone(b.url, id, 90_000);
     expect(status.state).toBe('done');
     expect((status.processors as Record<string, { result?: { sha256?: string } }>).sha256?.result?.sha256).toBe(sha256(content));
-    expect(processedCount([a], id)).toBe(0);
-    expect(processedCount([b], id)).toBe(1);
+    expect(await processedCount([b], id)).toBe(1);
+    expect(processedLines([a], id)).toBe(0);
   });
 
   it('a deferred length declared through one instance is seen by the other (shared S3 metadata cache)', async () => {
