@@ -141,15 +141,19 @@ describe.skipIf(!redisUrl)('RedisLocker', () => {
       blackHole = undefined;
     });
 
-    it('lock() and waitUntilFree fail with a retryable 503; unlock does not throw', async () => {
+    /** A locker whose Redis is a port that accepts and drops every connection: Redis down, or restarting. */
+    async function lockerWithoutRedis(): Promise<{ redis: Redis; locker: RedisLocker }> {
       prefix = testPrefix('lock');
-      // A port that accepts and drops every connection: Redis down, or restarting.
       blackHole = createServer((socket) => socket.destroy());
       await new Promise<void>((resolve) => blackHole!.listen(0, '127.0.0.1', resolve));
       const { port } = blackHole.address() as { port: number };
       const redis = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1, retryStrategy: () => 20 });
       redis.on('error', () => undefined);
-      const locker = new RedisLocker({ redis, prefix, acquireTimeoutMs: 1_000 });
+      return { redis, locker: new RedisLocker({ redis, prefix, acquireTimeoutMs: 1_000 }) };
+    }
+
+    it('lock() and waitUntilFree fail with a retryable 503; unlock does not throw', async () => {
+      const { redis, locker } = await lockerWithoutRedis();
       try {
         const failure = await locker
           .newLock('upload-1')
@@ -171,13 +175,7 @@ describe.skipIf(!redisUrl)('RedisLocker', () => {
     });
 
     it('through the app, a request whose upload lock cannot be taken answers 503 with Retry-After, never 500', async () => {
-      prefix = testPrefix('lock');
-      blackHole = createServer((socket) => socket.destroy());
-      await new Promise<void>((resolve) => blackHole!.listen(0, '127.0.0.1', resolve));
-      const { port } = blackHole.address() as { port: number };
-      const redis = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1, retryStrategy: () => 20 });
-      redis.on('error', () => undefined);
-      const locker = new RedisLocker({ redis, prefix, acquireTimeoutMs: 1_000 });
+      const { redis, locker } = await lockerWithoutRedis();
       const t = await createTestApp({}, { locker });
       try {
         // @tus/server takes the lock for a creation: the failure comes back through onResponseError.
