@@ -30,7 +30,10 @@ export type HookUpload = Readonly<{
   /** null while the length is deferred. */
   size: number | null;
   offset: number;
+  /** Text values as strings; a value that is not UTF-8 text as the base64 of its bytes (its key in binaryMetadataKeys). */
   metadata: Readonly<Record<string, string>>;
+  /** Present when some metadata values are not text: their keys (their values are base64). */
+  binaryMetadataKeys?: readonly string[];
   createdAt: string | null;
 }>;
 

@@ -15,6 +15,8 @@ export type UploadStatus = Readonly<{
   offset: number | null;
   length: number | null;
   metadata: Record<string, string>;
+  /** Present when some metadata values are not text: their keys (those values are base64). */
+  binaryMetadataKeys?: readonly string[];
   /** Each processor's outcome: `{ ok, result }` or `{ ok: false, error }`. */
   processors: StatusRecord['processors'];
   error: string | null;
@@ -64,6 +66,7 @@ export function statusRoutes({ stateOf, statuses, tusPath, cors, isValidId, auth
       offset: upload?.offset ?? null,
       length: upload?.length ?? null,
       metadata: plainMetadata(upload?.metadata),
+      ...(upload && upload.binaryKeys.length > 0 ? { binaryMetadataKeys: upload.binaryKeys } : {}),
       processors: record?.processors ?? {},
       error: record?.error ?? null,
       uploadUrl: `${tusPath}/${id}`,

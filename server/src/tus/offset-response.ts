@@ -1,4 +1,4 @@
-import { Metadata } from '@tus/utils';
+import { formatMetadataHeader } from '../uploads/stored-metadata.js';
 import { isFinished, type UploadState } from '../uploads/upload-state.js';
 import { TUS_VERSION } from './protocol-guard.js';
 import { statusLink } from './upload-lifecycle.js';
@@ -20,8 +20,9 @@ export function offsetResponse(state: UploadState, cors: Readonly<Record<string,
   else headers.set('Upload-Length', String(state.length));
   // "If an upload contains additional metadata, responses to HEAD requests MUST include the
   // Upload-Metadata header"; it "MUST consist of one or more comma-separated key-value
-  // pairs", so an upload without metadata gets none (as tusd does).
-  if (Object.keys(state.metadata).length > 0) headers.set('Upload-Metadata', Metadata.stringify(state.metadata));
+  // pairs", so an upload without metadata gets none (as tusd does). Each value is the
+  // base64 of the bytes the client sent, binary ones included.
+  if (Object.keys(state.metadata).length > 0) headers.set('Upload-Metadata', formatMetadataHeader(state));
   if (isFinished(state)) headers.set('Link', statusLink(state.id));
   return new Response(null, { status: 200, headers });
 }

@@ -4,6 +4,7 @@ import type { HookRequest, HookUpload } from '../hooks/types.js';
 import { statusPath } from '../routes/status.js';
 import type { DigestTap } from '../uploads/streaming-digest.js';
 import type { UploadCore } from '../uploads/upload-core.js';
+import { parseMetadataHeader } from '../uploads/stored-metadata.js';
 import { uploadStateOf } from '../uploads/upload-state.js';
 
 /** The client's socket address of each request we hand to @tus/server (it passes the same Request to its callbacks). */
@@ -52,7 +53,9 @@ export function uploadLifecycle(core: UploadCore) {
 
   const onUploadCreate: NonNullable<ServerOptions['onUploadCreate']> = async (req, upload) => {
     createdIds.set(req, upload.id);
-    return { metadata: await core.beforeCreate(uploadStateOf(upload), hookRequest(req)) };
+    // @tus/server decodes every value as UTF-8, which corrupts binary ones: read the client's header again.
+    const sent = parseMetadataHeader(req.headers.get('upload-metadata')) ?? { metadata: {}, binaryKeys: [] };
+    return { metadata: await core.beforeCreate({ ...uploadStateOf(upload), ...sent }, hookRequest(req)) };
   };
 
   const onUploadFinish: NonNullable<ServerOptions['onUploadFinish']> = async (req, upload) => {

@@ -10,6 +10,7 @@ import type { StreamedDigest } from '../processing/processors/types.js';
 import type { StatusStore } from '../processing/status-store.js';
 import type { UploadStorage } from '../storage/index.js';
 import { markRejected } from './rejection.js';
+import { joinStoredMetadata } from './stored-metadata.js';
 import { createStreamingDigests } from './streaming-digest.js';
 import type { UploadLocker } from './upload-locker.js';
 import { hookUploadOf, isExpired, isFinished, uploadStateOf, type UploadState } from './upload-state.js';
@@ -78,12 +79,18 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
     return state;
   }
 
-  /** Creation: the configured rules, then the pre-create hook. Returns the metadata to store. */
-  async function beforeCreate(upload: UploadState, request: HookRequest): Promise<Record<string, string>> {
+  /**
+   * Creation: the configured rules, then the pre-create hook. Returns the record to store:
+   * the metadata (the hook's, if it set some) with the core's facts beside it.
+   */
+  async function beforeCreate(upload: UploadState, request: HookRequest): Promise<Record<string, string | null>> {
     const info = hookUploadOf(upload);
-    const metadata = applyCreationRules(config.validation, info.metadata);
-    const result = await hooks.runBlocking('pre-create', { type: 'pre-create', upload: { ...info, metadata }, request });
-    return { ...(result.metadata ?? metadata) };
+    const ruled = applyCreationRules(config.validation, info.metadata);
+    const result = await hooks.runBlocking('pre-create', { type: 'pre-create', upload: { ...info, metadata: ruled }, request });
+    const metadata = result.metadata ?? ruled;
+    // A binary value stays binary while its base64 is unchanged; a value a hook or a rule wrote is text.
+    const binaryKeys = upload.binaryKeys.filter((key) => metadata[key] === upload.metadata[key]);
+    return joinStoredMetadata({ ...upload, metadata, binaryKeys });
   }
 
   function notify(type: 'post-create' | 'post-receive', upload: UploadState, request: HookRequest | null, key: string): void {

@@ -1,6 +1,7 @@
 import type { Upload } from '@tus/utils';
 import type { HookUpload } from '../hooks/types.js';
 import { plainMetadata } from '../upload-metadata.js';
+import { splitStoredMetadata, type UploadKind } from './stored-metadata.js';
 
 /**
  * An upload as every protocol sees it: what the core decides on, whichever front-end
@@ -12,8 +13,17 @@ export type UploadState = Readonly<{
   length: number | undefined;
   /** Bytes stored so far. */
   offset: number;
-  /** Metadata as the client sent it (values decoded from base64; null for a key without value). */
+  /**
+   * Metadata as the client sent it: values decoded from base64 when they are UTF-8 text,
+   * kept as base64 when not (their keys in `binaryKeys`); null for a key without value.
+   */
   metadata: Readonly<Record<string, string | null>>;
+  /** Keys whose value is not text: `metadata[key]` is the base64 of its bytes. */
+  binaryKeys: readonly string[];
+  /** Single, or a partial or final upload of the concatenation extension. */
+  concat: UploadKind;
+  /** The sha256 the client declared for the whole upload (base64), checked when the last byte arrives. */
+  declaredSha256: string | undefined;
   /** When the upload was created (ISO 8601), when the store knows it. */
   createdAt: string | null;
 }>;
@@ -24,7 +34,7 @@ export function uploadStateOf(upload: Pick<Upload, 'id' | 'size' | 'offset' | 'm
     id: upload.id,
     length: upload.size,
     offset: upload.offset,
-    metadata: upload.metadata ?? {},
+    ...splitStoredMetadata(upload.metadata),
     createdAt: upload.creation_date ?? null,
   };
 }
@@ -57,5 +67,6 @@ export function isExpired(upload: Pick<UploadState, 'length' | 'offset' | 'creat
 
 /** The upload as hooks and processing payloads carry it: plain JSON. */
 export function hookUploadOf(upload: UploadState): HookUpload {
-  return { id: upload.id, size: upload.length ?? null, offset: upload.offset, metadata: plainMetadata(upload.metadata), createdAt: upload.createdAt };
+  const info: HookUpload = { id: upload.id, size: upload.length ?? null, offset: upload.offset, metadata: plainMetadata(upload.metadata), createdAt: upload.createdAt };
+  return upload.binaryKeys.length > 0 ? { ...info, binaryMetadataKeys: upload.binaryKeys } : info;
 }
