@@ -276,7 +276,13 @@ export class PrefixedS3Store extends S3Store {
    */
   override async write(src: Readable, id: string, offset: number): Promise<number> {
     const metadata = await this.getMetadata(id);
-    const parts = await this.retrieveParts(id);
+    const parts = await this.retrieveParts(id).catch((error: unknown) => {
+      // The multipart upload is completed (AWS NoSuchUpload, Ceph NoSuchKey): the upload is
+      // finished, and @tus/server only writes to it for an empty PATCH at its end.
+      if (isS3NotFound(error)) return undefined;
+      throw error;
+    });
+    if (!parts) return this.writeNothing(src, metadata.file.size ?? offset);
     const nextPart = (parts.at(-1)?.PartNumber ?? 0) + 1;
     const trailing = await this.trailingPart(id);
     let carried: Awaited<ReturnType<S3Store['downloadIncompletePart']>>;
@@ -298,6 +304,14 @@ export class PrefixedS3Store extends S3Store {
     } finally {
       if (carried) await fsp.rm(carried.path, { force: true }).catch(() => undefined);
     }
+  }
+
+  /** A finished upload takes no more bytes: `src` must be empty (its limiter is 0 bytes), and the offset stays at the end. */
+  private async writeNothing(src: Readable, end: number): Promise<number> {
+    for await (const chunk of src) {
+      if ((chunk as Buffer).length > 0) throw ERRORS.ERR_SIZE_EXCEEDED;
+    }
+    return end;
   }
 
   override async read(id: string): Promise<Readable> {
