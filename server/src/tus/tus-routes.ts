@@ -44,14 +44,17 @@ function bodySource(c: Context<AppEnv>): Readable {
 }
 
 /**
- * The request @tus/server sees: the client's, unless its method is overridden or its body
- * is ours to feed (UploadBody); then a copy with only those differences.
+ * The request @tus/server sees: the client's, unless its method is overridden, its body
+ * is ours to feed (UploadBody) or its Upload-Metadata is blank; then a copy with only those differences.
  */
 function engineRequest(raw: Request, method: string, body: UploadBody | undefined): Request {
   const overridden = raw.headers.has('x-http-method-override');
-  if (!body && !overridden) return raw;
+  // A blank Upload-Metadata means no metadata (tusd agrees); @tus/server's validator refuses it.
+  const blankMetadata = raw.headers.get('upload-metadata')?.trim() === '';
+  if (!body && !overridden && !blankMetadata) return raw;
   const headers = new Headers(raw.headers);
   if (overridden) headers.delete('x-http-method-override');
+  if (blankMetadata) headers.delete('upload-metadata');
   // The guard accepts media type parameters; @tus/server compares the whole header.
   if (body && headers.get('content-type') !== OFFSET_STREAM) headers.set('content-type', OFFSET_STREAM);
   return new Request(raw.url, { method, headers, body: body?.stream ?? null, duplex: 'half' } as RequestInit);
