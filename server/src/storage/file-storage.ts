@@ -35,6 +35,8 @@ class TrackedFileStore extends FileStore {
     super({ directory: root, expirationPeriodInMilliseconds, configstore: new AtomicFileKvStore(root) });
     // Tus-Extension must not promise expiration when uploads never expire (UPLOAD_EXPIRY=0).
     if (expirationPeriodInMilliseconds <= 0) this.extensions = this.extensions.filter((extension) => extension !== 'expiration');
+    // The tus routes verify Upload-Checksum (header or trailer) before any byte reaches the store.
+    this.extensions = [...this.extensions, 'checksum', 'checksum-trailer'];
   }
 
   tombstonePath(id: string): string {

@@ -135,6 +135,8 @@ export class PrefixedS3Store extends S3Store {
     failFastOnTimeout(this.client);
     // Tus-Extension must not promise expiration when uploads never expire (UPLOAD_EXPIRY=0).
     if (options.uploadExpiryMs <= 0) this.extensions = this.extensions.filter((extension) => extension !== 'expiration');
+    // The tus routes verify Upload-Checksum (header or trailer) before any byte reaches the store.
+    this.extensions = [...this.extensions, 'checksum', 'checksum-trailer'];
   }
 
   get s3() {

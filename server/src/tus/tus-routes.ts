@@ -12,6 +12,8 @@ import type { ServerLifecycle } from '../http/lifecycle.js';
 import { serveDownload } from '../routes/download.js';
 import type { UploadStorage } from '../storage/index.js';
 import type { UploadCore } from '../uploads/upload-core.js';
+import { TUS_CHECKSUM_ALGORITHM } from './checksum-algorithms.js';
+import { createChecksumStaging } from './checksum-staging.js';
 import { offsetResponse } from './offset-response.js';
 import { checkTusRequest, effectiveMethod, isOffsetStream, TUS_VERSION, type TusTarget } from './protocol-guard.js';
 import { UploadBody } from './upload-body.js';
@@ -68,6 +70,7 @@ function engineRequest(raw: Request, method: string, body: UploadBody | undefine
  */
 export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate }: TusRoutesDeps): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
+  const checksums = createChecksumStaging({ storageDirectory: config.storage.directory, idleTimeoutMs: config.server.idleTimeoutMs, maxUploadSize: config.tus.maxUploadSize, lifecycle });
 
   async function handle(c: Context<AppEnv>, target: TusTarget): Promise<Response> {
     const raw = c.req.raw;
@@ -109,9 +112,15 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
     }
 
     const carriesBytes = carriesUploadBytes(method, raw.headers);
+    // Upload-Checksum (header or trailer): the body is staged and verified before a byte of it reaches the store.
+    const verified = carriesBytes && checksums.requested(raw.headers)
+      ? await checksums.verify(raw.headers, bodySource(c), method === 'POST' ? 0 : Number(raw.headers.get('upload-offset')), target.kind === 'upload' ? target.id : undefined)
+      : undefined;
+    if (verified instanceof HttpError) return fail(verified);
     // A creation's bytes start at 0; a PATCH's where it says (the guard checked the header).
     const digest = carriesBytes ? core.digests.tap(target.kind === 'upload' ? target.id : undefined, method === 'POST' ? 0 : Number(raw.headers.get('upload-offset'))) : undefined;
-    const body = carriesBytes ? new UploadBody(bodySource(c), config.server.idleTimeoutMs, digest && ((chunk) => digest.observe(chunk))) : undefined;
+    const observe = digest && ((chunk: Buffer) => digest.observe(chunk));
+    const body = carriesBytes ? (verified?.open(observe) ?? new UploadBody(bodySource(c), config.server.idleTimeoutMs, observe)) : undefined;
     const untrack = body ? lifecycle.track(body, target.kind === 'upload' ? target.id : undefined) : undefined;
     let response: Response;
     const request = engineRequest(raw, method, body);
@@ -119,6 +128,8 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
     rememberDigestTap(request, digest);
     try {
       response = await tus.handleWeb(request);
+      // "The Tus-Checksum-Algorithm header MUST be included in the response to an OPTIONS request."
+      if (method === 'OPTIONS') response.headers.set('Tus-Checksum-Algorithm', TUS_CHECKSUM_ALGORITHM);
       // @tus/server's own header validation answers `Invalid <names>` outside onResponseError.
       const invalid = response.status === 400 ? /^Invalid ([a-z0-9 -]+)\n$/.exec(await response.clone().text()) : null;
       if (invalid?.[1]) response = fail(new HttpError('ERR_INVALID_REQUEST', `malformed ${invalid[1].split(' ').join(', ')} header`));
@@ -126,6 +137,7 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
       if (response.status === 503 && !response.headers.has('retry-after')) response.headers.set('Retry-After', serviceUnavailable().headers['Retry-After'] ?? '5');
     } finally {
       untrack?.();
+      verified?.dispose();
       // Rejected before reading (404, 409...): stop listening; Hono's adapter drains the socket.
       if (body && !body.isFinished) body.cut('client-aborted');
     }
