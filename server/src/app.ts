@@ -5,6 +5,7 @@ import { createHookDispatcher } from './hooks/hook-dispatcher.js';
 import type { HookHandlers } from './hooks/types.js';
 import type { AppEnv } from './http/app-env.js';
 import { createAuthenticator } from './http/auth.js';
+import { isWithinPath, rejectDotSegments } from './http/dot-segments.js';
 import { rejectWhileDraining } from './http/draining.js';
 import { errorResponse } from './http/error-response.js';
 import { ServerLifecycle } from './http/lifecycle.js';
@@ -25,7 +26,7 @@ import { createMemoryLocker } from './uploads/memory-locker.js';
 import { cacheUploadStates } from './uploads/state-cache.js';
 import { createUploadCore } from './uploads/upload-core.js';
 import type { UploadLocker } from './uploads/upload-locker.js';
-import { tusRoutes } from './tus/tus-routes.js';
+import { tusRoutes, uploadNotFound } from './tus/tus-routes.js';
 
 export type AppDeps = Readonly<{
   storage: UploadStorage;
@@ -96,6 +97,12 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
   const authenticate = createAuthenticator(config.auth);
   const app = new Hono<AppEnv>();
   app.use(requestLog(logger));
+  // Before every route: a dot segment in the raw path (`/files/%2e%2e`) would be routed by the resolved one.
+  app.use(
+    rejectDotSegments((c, rawPath) =>
+      isWithinPath(rawPath, config.tus.path) ? uploadNotFound(config.cors, c.req.raw) : errorResponse(new HttpError('ERR_NOT_FOUND', 'no such resource')),
+    ),
+  );
   app.route('/', healthRoutes({ storage, services: deps.services, lifecycle, logger }));
   app.use(rejectWhileDraining(lifecycle));
   app.route('/', statusRoutes({ stateOf: core.stateOf, statuses: state.statuses, tusPath: config.tus.path, cors: config.cors, isValidId: isValidUploadId, authenticate }));

@@ -206,11 +206,14 @@ describe('upload ids in the URL', () => {
     }
   });
 
-  it('encoded dots (/files/%2e%2e) are the path / by URL rules: the demo page, never an upload', async () => {
-    const page = await send('GET', '/files/%2e%2e');
-    expect(page.status).toBe(200);
-    expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
-    for (const method of ['PATCH', 'DELETE']) expect4xx(await send(method, '/files/%2e%2e', TUS), [404]);
+  it('encoded dots (/files/%2e%2e) name no upload: the tus 404, never the page at / that URL rules resolve them to', async () => {
+    for (const method of ['GET', 'HEAD', 'PATCH', 'DELETE']) {
+      const res = await send(method, '/files/%2e%2e', TUS);
+      expect4xx(res, [404]);
+      expect(res.headers['content-type']).toBe('text/plain; charset=utf-8');
+      expect(res.headers['tus-resumable']).toBe('1.0.0');
+      if (method !== 'HEAD') expectTusdBody(res, 'ERR_UPLOAD_NOT_FOUND');
+    }
   });
 
   it.each([

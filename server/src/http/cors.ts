@@ -13,6 +13,7 @@ export const EXPOSED_HEADER_NAMES = [
   'Tus-Version',
   'Tus-Extension',
   'Tus-Max-Size',
+  'Tus-Checksum-Algorithm',
   'Content-Disposition',
   'Content-Range',
   'Content-Length',

@@ -168,15 +168,18 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
   routes.all(`${base}/:segment`, (c) => {
     // The raw segment, decoded once: the same reading @tus/server makes of the URL.
     const id = uploadIdFromSegment(new URL(c.req.url).pathname.slice(base.length + 1));
-    if (id === undefined) {
-      return errorResponse(new HttpError('ERR_UPLOAD_NOT_FOUND', 'upload not found'), {
-        ...corsHeaders(config.cors, c.req.header('origin')),
-        'Tus-Resumable': TUS_VERSION,
-        // Every HEAD answer forbids caching, this 404 included.
-        ...(effectiveMethod(c.req.method, c.req.raw.headers) === 'HEAD' ? { 'Cache-Control': 'no-store' } : {}),
-      });
-    }
+    if (id === undefined) return uploadNotFound(config.cors, c.req.raw);
     return handle(c, { kind: 'upload', id });
   });
   return routes;
+}
+
+/** The tus 404 for a path below the tus path that names no upload (a malformed id, a dot segment). */
+export function uploadNotFound(cors: Config['cors'], request: Request): Response {
+  return errorResponse(new HttpError('ERR_UPLOAD_NOT_FOUND', 'upload not found'), {
+    ...corsHeaders(cors, request.headers.get('origin')),
+    'Tus-Resumable': TUS_VERSION,
+    // Every HEAD answer forbids caching, this 404 included.
+    ...(effectiveMethod(request.method, request.headers) === 'HEAD' ? { 'Cache-Control': 'no-store' } : {}),
+  });
 }

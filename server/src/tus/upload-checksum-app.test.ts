@@ -59,6 +59,13 @@ describe.each(['file', 's3'] as const)('[%s] Upload-Checksum through the app', (
       expect(extensions).toContain('checksum-trailer');
       expect(res.headers.get('tus-checksum-algorithm')).toBe('md5,sha1,sha256,sha512');
     }
+    // A browser's preflight before a PATCH with Upload-Checksum, and a page reading the algorithms.
+    const preflight = await t.app.request('/files', {
+      method: 'OPTIONS',
+      headers: { Origin: 'https://app.example', 'Access-Control-Request-Method': 'PATCH', 'Access-Control-Request-Headers': 'tus-resumable,upload-offset,upload-checksum' },
+    });
+    expect(preflight.headers.get('access-control-allow-headers')?.toLowerCase().split(', ')).toContain('upload-checksum');
+    expect(preflight.headers.get('access-control-expose-headers')).toContain('Tus-Checksum-Algorithm');
   });
 
   it('takes a PATCH whose checksum matches, for every algorithm', async () => {
