@@ -8,6 +8,10 @@ export const ERROR_CODES = {
   ERR_INVALID_UPLOAD_LENGTH: 400,
   ERR_INVALID_OFFSET: 400,
   ERR_INVALID_UPLOAD_METADATA: 400,
+  /** A declared digest of the whole upload (Repr-Digest, metadata sha256) that is malformed or contradicts itself. */
+  ERR_INVALID_DIGEST: 400,
+  /** The whole upload's sha-256 is not the one declared at creation; tus' checksum status, 460. */
+  ERR_DIGEST_MISMATCH: 460,
   ERR_INVALID_REQUEST: 400,
   ERR_CONTENT_LENGTH_REQUIRED: 411,
   ERR_UNSUPPORTED_EXTENSION: 400,

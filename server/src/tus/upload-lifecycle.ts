@@ -1,7 +1,9 @@
 import { EVENTS, type Server, type ServerOptions } from '@tus/server';
 import type { Upload } from '@tus/utils';
+import { HttpError } from '../errors.js';
 import type { HookRequest, HookUpload } from '../hooks/types.js';
 import { statusPath } from '../routes/status.js';
+import { declaredSha256 } from '../uploads/declared-digest.js';
 import type { DigestTap } from '../uploads/streaming-digest.js';
 import type { UploadCore } from '../uploads/upload-core.js';
 import { parseMetadataHeader } from '../uploads/stored-metadata.js';
@@ -55,7 +57,10 @@ export function uploadLifecycle(core: UploadCore) {
     createdIds.set(req, upload.id);
     // @tus/server decodes every value as UTF-8, which corrupts binary ones: read the client's header again.
     const sent = parseMetadataHeader(req.headers.get('upload-metadata')) ?? { metadata: {}, binaryKeys: [] };
-    return { metadata: await core.beforeCreate({ ...uploadStateOf(upload), ...sent }, hookRequest(req)) };
+    // Refused before the pre-create hook and before @tus/server stores anything: a 400 leaves no upload.
+    const declared = declaredSha256(req.headers.get('repr-digest'), sent);
+    if (declared instanceof HttpError) throw declared;
+    return { metadata: await core.beforeCreate({ ...uploadStateOf(upload), ...sent, declaredSha256: declared }, hookRequest(req)) };
   };
 
   const onUploadFinish: NonNullable<ServerOptions['onUploadFinish']> = async (req, upload) => {

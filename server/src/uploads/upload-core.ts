@@ -9,6 +9,7 @@ import type { Processing } from '../processing/processing-service.js';
 import type { StreamedDigest } from '../processing/processors/types.js';
 import type { StatusStore } from '../processing/status-store.js';
 import type { UploadStorage } from '../storage/index.js';
+import { checkDeclaredDigest, markDigestMismatch } from './declared-digest-check.js';
 import { markRejected } from './rejection.js';
 import { joinStoredMetadata } from './stored-metadata.js';
 import { createStreamingDigests } from './streaming-digest.js';
@@ -124,6 +125,13 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
    * happens (the queue runs it once, whoever enqueues it).
    */
   async function finished(upload: UploadState, request: HookRequest, streamed?: StreamedDigest): Promise<FinishOutcome> {
+    // The declared digest first, for every kind of upload: bytes that are not what the client meant reach no hook and no processing.
+    const checked = await checkDeclaredDigest(storage, upload, streamed);
+    if (checked.mismatch) {
+      await markDigestMismatch(storage, statuses, upload.id, checked.mismatch);
+      return { rejected: checked.mismatch };
+    }
+    streamed = checked.digest ?? streamed;
     const info = hookUploadOf(upload);
     let failure: unknown;
     let rejected: HttpError | undefined;
