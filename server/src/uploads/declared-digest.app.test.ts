@@ -175,6 +175,15 @@ describe.each(STORES)('[%s] declared digest of the whole upload', (_kind, storeE
     expect(preCreates).toBe(hooksBefore);
   });
 
+  it('a browser may send Repr-Digest: the preflight allows it', async () => {
+    const res = await t.app.request('http://localhost/files', {
+      method: 'OPTIONS',
+      headers: { Origin: 'https://page.example', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'repr-digest, upload-length, tus-resumable' },
+    });
+    expect(res.status).toBeLessThan(300);
+    expect((res.headers.get('access-control-allow-headers') ?? '').toLowerCase().split(/\s*,\s*/)).toContain('repr-digest');
+  });
+
   it('an upload resumed on a restarted server (no streamed digest) is checked by reading the stored bytes', async () => {
     const data = randomBytes(120_000);
     const wrongData = Buffer.from(data);
