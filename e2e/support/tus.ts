@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { DefaultHttpStack, Upload, type HttpStack, type UploadOptions } from 'tus-js-client';
+import type { RawResponse } from '../../server/src/testing/http-test-helpers.js';
 import { sha256Stream } from './files.js';
 import { pollUntil, sleep, withTimeout } from './server-process.js';
 
@@ -76,7 +77,16 @@ export async function waitForStoredBytes(readSize: () => Promise<number>, bytes:
   }, `at least ${bytes} bytes stored`, timeoutMs, 20);
 }
 
-export type RawResponse = Readonly<{ status: number; headers: http.IncomingHttpHeaders; body: string }>;
+export type { RawResponse };
+
+/** Node's response headers as RawResponse holds them: one string each, repeated values joined with ', '. */
+function flatHeaders(headers: http.IncomingHttpHeaders): Record<string, string> {
+  const flat: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return flat;
+}
 
 /**
  * A request over its own TCP connection (no agent) whose body the test writes piece by
@@ -96,9 +106,9 @@ export class RawRequest {
         this.responded = true;
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: flatHeaders(res.headers), body: Buffer.concat(chunks).toString('utf8') }));
         res.on('error', reject);
-        res.on('aborted', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('aborted', () => resolve({ status: res.statusCode ?? 0, headers: flatHeaders(res.headers), body: Buffer.concat(chunks).toString('utf8') }));
       });
       this.request.on('error', (error) => {
         if (!this.responded) reject(error);

@@ -107,7 +107,7 @@ export async function waitFor(check: () => boolean | Promise<boolean>, { timeout
 export type RawResponse = {
   /** 0 when the server closed the connection without answering. */
   status: number;
-  /** Lower-cased header names. */
+  /** Lower-cased header names; a header sent more than once has its values joined with ', '. */
   headers: Record<string, string>;
   body: string;
 };
@@ -127,7 +127,10 @@ function parseResponse(data: Buffer, head: boolean, closed: boolean): RawRespons
   const headers: Record<string, string> = {};
   for (const line of lines) {
     const colon = line.indexOf(':');
-    if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+    if (colon <= 0) continue;
+    const name = line.slice(0, colon).trim().toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
   }
   const rest = data.subarray(end + 4);
   if (head || status === 204 || status === 304 || (status >= 100 && status < 200)) return { status, headers, body: '' };
