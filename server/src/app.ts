@@ -71,6 +71,7 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
     // The core is built below, on this dispatcher; stop requests come only once requests flow.
     onStopUpload: (uploadId) => core.stop(uploadId),
   });
+  const locker = deps.locker ?? createMemoryLocker();
   const processing = createProcessing({
     storage,
     queue: state.queue,
@@ -79,8 +80,8 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
     hooks,
     logger,
     deleteRejected: config.processing.deleteRejected,
+    locker,
   });
-  const locker = deps.locker ?? createMemoryLocker();
   const core = createUploadCore({ config, storage, locker, hooks, processing, statuses: state.statuses, lifecycle, logger });
   const events = uploadLifecycle(core);
   const { tus } = createTusServer({ config, storage, logger, locker, callbacks: events.options });

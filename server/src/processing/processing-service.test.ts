@@ -10,6 +10,7 @@ import { HttpError } from '../errors.js';
 import type { HookDispatcher } from '../hooks/hook-dispatcher.js';
 import type { HookEvent, NotifyingHookType } from '../hooks/types.js';
 import { createFileStorage } from '../storage/file-storage.js';
+import { createMemoryLocker } from '../uploads/memory-locker.js';
 import type { UploadStorage } from '../storage/index.js';
 import { createFileJobQueue } from './file-job-queue.js';
 import { createFileStatusStore } from './file-status-store.js';
@@ -76,8 +77,11 @@ describe('processing service', () => {
   let statuses: StatusStore;
   let queue: JobQueue;
   let hooks: ReturnType<typeof recordingHooks>;
+  /** The upload lock the requests would take: a rejected upload is deleted holding it. */
+  let locker: ReturnType<typeof createMemoryLocker>;
 
   beforeEach(async () => {
+    locker = createMemoryLocker({ acquireTimeoutMs: 5_000 });
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tus-processing-'));
     storage = await createFileStorage({ directory: dir, uploadExpiryMs: 0 });
     statuses = createFileStatusStore(path.join(dir, '.status'));
@@ -107,7 +111,7 @@ describe('processing service', () => {
   ];
 
   function service(processors: readonly Processor[], deleteRejected = false) {
-    return createProcessing({ storage, queue, statuses, processors, hooks: hooks.hooks, logger: silent, deleteRejected });
+    return createProcessing({ storage, queue, statuses, processors, hooks: hooks.hooks, logger: silent, deleteRejected, locker });
   }
 
   /** An upload in storage of `content`, with `written` of its bytes stored (all by default). */
@@ -210,6 +214,33 @@ describe('processing service', () => {
     expect(await fs.readdir(dir)).not.toContain('u1');
   });
 
+  it('with deleteRejected, the rejected upload is deleted only once its lock is free, and the holder is asked to let go', async () => {
+    await putUpload('u1', EXE, { metadata: { filetype: 'video/mp4' } });
+    // A request (a PATCH, a DELETE) holds the upload.
+    const held = locker.newLock('u1');
+    let askedToRelease = 0;
+    await held.lock(AbortSignal.timeout(1_000), () => {
+      askedToRelease += 1;
+    });
+    const running = service(standard(['video/*']), true).run(jobFor('u1'));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(askedToRelease).toBe(1);
+    expect((await storage.getUpload('u1')).offset).toBe(EXE.length);
+    expect((await statuses.get('u1'))?.state).toBe('processing');
+    await held.unlock();
+    await running;
+    await expect(storage.getUpload('u1')).rejects.toMatchObject({ code: 'ERR_UPLOAD_NOT_FOUND' });
+    expect((await statuses.get('u1'))?.state).toBe('rejected');
+    // The removal let go of the lock: the next request takes it at once.
+    const next = locker.newLock('u1');
+    await next.lock(AbortSignal.timeout(100), () => undefined);
+    await next.unlock();
+  });
+
+  it('deleteRejected without the upload locker is refused at construction', () => {
+    expect(() => createProcessing({ storage, queue, statuses, processors: standard(), hooks: hooks.hooks, logger: silent, deleteRejected: true })).toThrow(/locker/);
+  });
+
   describe('a crash between the rejecting step and the end (simulated: a status write that never returns)', () => {
     /** The status store of a process that dies at the first write `dies` matches, before or after it lands. */
     function dyingStatuses(dies: (record: StatusRecord) => boolean, when: 'before-write' | 'after-write'): StatusStore {
@@ -233,7 +264,7 @@ describe('processing service', () => {
 
     async function crashThenRestart(deleteRejected: boolean, dies: (record: StatusRecord) => boolean, when: 'before-write' | 'after-write') {
       await putUpload('u1', EXE, { metadata: { filename: 'movie.mp4', filetype: 'video/mp4' } });
-      const crashing = createProcessing({ storage, queue, statuses: dyingStatuses(dies, when), processors: standard(['video/*']), hooks: hooks.hooks, logger: silent, deleteRejected });
+      const crashing = createProcessing({ storage, queue, statuses: dyingStatuses(dies, when), processors: standard(['video/*']), hooks: hooks.hooks, logger: silent, deleteRejected, locker });
       await expect(crashing.run(jobFor('u1'))).rejects.toThrow('simulated crash');
       const [size, hash, type] = standard(['video/*']).map((p) => counted(p));
       await service([size!.processor, hash!.processor, type!.processor], deleteRejected).run(jobFor('u1', 1));

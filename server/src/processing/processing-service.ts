@@ -1,9 +1,10 @@
-import type { Upload } from '@tus/utils';
+import type { Locker, Upload } from '@tus/utils';
 import { HttpError } from '../errors.js';
 import type { HookDispatcher } from '../hooks/hook-dispatcher.js';
 import type { HookUpload } from '../hooks/types.js';
 import type { Logger } from '../logger.js';
 import type { UploadStorage } from '../storage/index.js';
+import { removeUpload } from '../uploads/remove-upload.js';
 import { hookUploadOf, isFinished, uploadStateOf } from '../uploads/upload-state.js';
 import type { Job, JobQueue, ProcessUploadPayload } from './job-queue.js';
 import type { Processor, StreamedDigest } from './processors/types.js';
@@ -18,6 +19,8 @@ export type ProcessingDeps = Readonly<{
   logger: Logger;
   /** Delete the bytes of an upload that processing rejects. */
   deleteRejected: boolean;
+  /** The upload lock the requests take (app.ts passes the app's): deleting a rejected upload holds it. Needed with deleteRejected. */
+  locker?: Locker;
 }>;
 
 export const processingKey = (id: string) => `process:${id}`;
@@ -43,7 +46,9 @@ const now = () => new Date().toISOString();
  * - `dead(job)` records `failed` with the reason after the last attempt;
  * - every end state is announced through the post-process hook.
  */
-export function createProcessing({ storage, queue, statuses, processors, hooks, logger, deleteRejected }: ProcessingDeps) {
+export function createProcessing({ storage, queue, statuses, processors, hooks, logger, deleteRejected, locker }: ProcessingDeps) {
+  // A removal without the lock could run under a PATCH or a DELETE of the same upload.
+  if (deleteRejected && !locker) throw new Error('createProcessing: deleteRejected needs the upload locker');
   /** `streamed`: the digest computed while the bytes arrived, carried durably in the job. */
   async function ensure(id: string, streamed?: StreamedDigest): Promise<boolean> {
     const payload: ProcessUploadPayload = streamed ? { id, streamed: { sha256: streamed.sha256, bytes: streamed.bytes, head: streamed.head.toString('base64') } } : { id };
@@ -174,11 +179,9 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
 
   /** Ends a rejected upload: its bytes go first (DELETE_REJECTED), so "rejected" means they are gone. */
   async function reject(id: string, info: HookUpload, reason: string): Promise<void> {
-    if (deleteRejected) {
-      await storage.datastore.remove(id).catch((error: unknown) => {
-        // Already gone (deleted before a restart) is fine.
-        if ((error as { status_code?: number }).status_code !== 404) logger.error({ err: error, uploadId: id }, 'could not delete a rejected upload');
-      });
+    if (deleteRejected && locker) {
+      // Under the upload's lock, as any removal; already gone (deleted before a restart) is fine.
+      await removeUpload(storage, locker, id).catch((error: unknown) => logger.error({ err: error, uploadId: id }, 'could not delete a rejected upload'));
     }
     await settle(id, info, 'rejected', reason, { mustExist: true, stored: !deleteRejected });
   }
