@@ -241,6 +241,34 @@ describe.skipIf(!redisUrl)('several instances on one S3 bucket and one Redis', (
     expect(processedLines([a], id)).toBe(0);
   });
 
+  it('two identical final requests (concatenation) racing on two instances build the final upload once', async () => {
+    const [a, b] = await twoInstances();
+    const source = new ByteSource('concat-race');
+    const pieces = [source.bytes(0, 6 * MiB), source.bytes(6 * MiB, 6 * MiB), source.bytes(12 * MiB, MiB)];
+    const parts: string[] = [];
+    for (const [index, piece] of pieces.entries()) {
+      const res = await fetchWithin(`${(index % 2 ? b : a).url}/files`, {
+        method: 'POST',
+        headers: { ...TUS, 'Upload-Length': String(piece.length), 'Upload-Concat': 'partial', 'Content-Type': OCTET },
+        body: piece,
+      });
+      expect(res.status).toBe(201);
+      parts.push(new URL(res.headers.get('location') ?? '').pathname);
+    }
+    const final = (server: ServerProcess) => fetchWithin(`${server.url}/files`, { method: 'POST', headers: { ...TUS, 'Upload-Concat': `final;${parts.join(' ')}` } });
+    const answers = await Promise.all([final(a), final(b), final(a), final(b)]);
+    expect(answers.map((r) => r.status)).toEqual([201, 201, 201, 201]);
+    const ids = new Set(answers.map((r) => uploadIdOf(r.headers.get('location') ?? '')));
+    expect(ids.size).toBe(1);
+    const id = [...ids][0] ?? '';
+    const built = [a, b].flatMap((s) => s.logs()).filter((line) => line.msg === 'final upload built from partial uploads' && line.uploadId === id);
+    expect(built).toHaveLength(1);
+    const got = await download(`${b.url}/files/${id}`);
+    expect(got.sha256).toBe(sha256(Buffer.concat(pieces)));
+    await waitForDone(a.url, id);
+    expect(await processedCount([a, b], id)).toBe(1);
+  });
+
   it('a deferred length declared through one instance is seen by the other (shared S3 metadata cache)', async () => {
     const [a, b] = await twoInstances();
     const created = await fetchWithin(a.endpoint, { method: 'POST', headers: { ...TUS, 'Upload-Defer-Length': '1' } });

@@ -135,6 +135,8 @@ const envSchema = z.object({
     .default(DEFAULT_MAX_UPLOAD_SIZE),
   /** How long an unfinished upload lives after creation; 0 keeps them forever. @default 24h */
   UPLOAD_EXPIRY: duration('24h or 90m', { allowZero: true }).default(24 * 3600_000),
+  /** Keep the partial uploads of a concatenation after the final upload is built (they still expire). @default false */
+  CONCAT_KEEP_PARTIALS: boolean.default(false),
   /** How often expired unfinished uploads are swept away. @default 5m */
   EXPIRY_SWEEP_INTERVAL: duration('5m or 30s', { allowZero: false }).default(5 * 60_000),
   /** Browser origins allowed by CORS, comma separated, or * for any. @default * */
@@ -208,6 +210,8 @@ export type Config = Readonly<{
     /** 0 means unfinished uploads never expire. */
     uploadExpiryMs: number;
     expirySweepIntervalMs: number;
+    /** Partial uploads stay after their final upload is built (concatenation). */
+    keepPartials: boolean;
   }>;
   /**
    * Where uploads live. `directory` exists for both kinds: with S3 it holds the local
@@ -318,6 +322,7 @@ export function parseConfig(env: Env, cwd = process.cwd(), readFile: ReadSecretF
       maxUploadSize: e.MAX_UPLOAD_SIZE,
       uploadExpiryMs: e.UPLOAD_EXPIRY,
       expirySweepIntervalMs: e.EXPIRY_SWEEP_INTERVAL,
+      keepPartials: e.CONCAT_KEEP_PARTIALS,
     },
     storage,
     cors: { origins: e.CORS_ORIGINS },

@@ -35,6 +35,10 @@ export const ERROR_CODES = {
   ERR_INVALID_CHECKSUM: 400,
   /** tus' own status, "460 Checksum Mismatch" (checksum extension). */
   ERR_CHECKSUM_MISMATCH: 460,
+  /** An Upload-Concat header, or the uploads it names, that cannot make a final upload. */
+  ERR_INVALID_CONCAT: 400,
+  /** "The Server MUST respond with 403 Forbidden to PATCH requests against a final upload URL." */
+  ERR_MODIFY_FINAL: 403,
   ERR_HOOK_FAILED: 502,
   ERR_HOOK_TIMEOUT: 504,
   ERR_SERVER_SHUTTING_DOWN: 503,

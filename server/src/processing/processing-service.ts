@@ -5,7 +5,7 @@ import type { HookUpload } from '../hooks/types.js';
 import type { Logger } from '../logger.js';
 import type { UploadStorage } from '../storage/index.js';
 import { removeUpload } from '../uploads/remove-upload.js';
-import { hookUploadOf, isFinished, uploadStateOf } from '../uploads/upload-state.js';
+import { hookUploadOf, isComplete, isFinished, uploadStateOf } from '../uploads/upload-state.js';
 import type { Job, JobQueue, ProcessUploadPayload } from './job-queue.js';
 import type { Processor, StreamedDigest } from './processors/types.js';
 import type { ProcessingState, StatusRecord, StatusStore } from './status-store.js';
@@ -120,7 +120,13 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
       }
       throw error;
     }
-    if (!isFinished(uploadStateOf(upload))) throw new Error(`upload ${id} is not finished (${upload.offset} of ${upload.size ?? '?'} bytes)`);
+    const state = uploadStateOf(upload);
+    if (!isFinished(state)) throw new Error(`upload ${id} is not finished (${upload.offset} of ${upload.size ?? '?'} bytes)`);
+    // A partial upload of a concatenation is a piece: its final upload is processed.
+    if (!isComplete(state)) {
+      logger.info({ uploadId: id }, 'partial upload: processed with its final upload; skipped');
+      return;
+    }
     // Settled and announced already, by this instance or the one it replaced: nothing to redo,
     // not even a hook (a new instance's queue does not know the keys of the old one's).
     if (await storage.isSettled(id)) {
@@ -205,7 +211,7 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
     for (const id of candidates) {
       try {
         const upload = await storage.getUpload(id);
-        if (!isFinished(uploadStateOf(upload))) continue;
+        if (!isComplete(uploadStateOf(upload))) continue;
         const job = await queue.status(processingKey(id));
         if (job === undefined) {
           if (await ensure(id)) {

@@ -6,7 +6,7 @@ import type { AppEnv } from '../http/app-env.js';
 import type { Authenticator } from '../http/auth.js';
 import { corsHeaders } from '../http/cors.js';
 import type { StatusRecord, StatusStore, StatusState } from '../processing/status-store.js';
-import { isFinished, type UploadState } from '../uploads/upload-state.js';
+import { isComplete, type UploadState } from '../uploads/upload-state.js';
 import { plainMetadata } from '../upload-metadata.js';
 
 export type UploadStatus = Readonly<{
@@ -59,7 +59,7 @@ export function statusRoutes({ stateOf, statuses, tusPath, cors, isValidId, auth
     ]);
     // A rejected upload may have been deleted; its status record still answers.
     if (!upload && !record) throw new HttpError('ERR_UPLOAD_NOT_FOUND', 'upload not found');
-    const state: StatusState = record?.state ?? (upload && isFinished(upload) ? 'processing' : 'uploading');
+    const state: StatusState = record?.state ?? (upload && isComplete(upload) ? 'processing' : 'uploading');
     return {
       id,
       state,

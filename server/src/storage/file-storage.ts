@@ -8,7 +8,7 @@ import { ERRORS, isPathInsideDirectory, type Upload } from '@tus/utils';
 import { AtomicFileKvStore } from './atomic-file-kv-store.js';
 import { toHttpError } from './storage-errors.js';
 import type { ByteRange, UploadStorage } from './types.js';
-import { isFinished, uploadStateOf } from '../uploads/upload-state.js';
+import { isComplete, uploadStateOf } from '../uploads/upload-state.js';
 
 /** Ids of expired uploads live here as empty files so we can keep answering 410 Gone. */
 const TOMBSTONE_DIR = '.expired';
@@ -16,7 +16,8 @@ const TOMBSTONE_DIR = '.expired';
 const SETTLED_DIR = '.settled';
 
 /** The core's rule, on a store's record. */
-const isComplete = (upload: Upload) => isFinished(uploadStateOf(upload));
+/** The core's rule, on a store's record: complete uploads never expire. */
+const neverExpires = (upload: Upload) => isComplete(uploadStateOf(upload));
 
 /**
  * @tus/file-store with the corrections we need:
@@ -35,8 +36,9 @@ class TrackedFileStore extends FileStore {
     super({ directory: root, expirationPeriodInMilliseconds, configstore: new AtomicFileKvStore(root) });
     // Tus-Extension must not promise expiration when uploads never expire (UPLOAD_EXPIRY=0).
     if (expirationPeriodInMilliseconds <= 0) this.extensions = this.extensions.filter((extension) => extension !== 'expiration');
-    // The tus routes verify Upload-Checksum (header or trailer) before any byte reaches the store.
-    this.extensions = [...this.extensions, 'checksum', 'checksum-trailer'];
+    // The tus routes verify Upload-Checksum (header or trailer) before any byte reaches the store;
+    // concatenation is the upload core's (server/src/uploads/concatenation.ts).
+    this.extensions = [...this.extensions, 'checksum', 'checksum-trailer', 'concatenation'];
   }
 
   tombstonePath(id: string): string {
@@ -68,7 +70,7 @@ class TrackedFileStore extends FileStore {
   /** For @tus/server: a finished upload without its creation date, so it never expires. */
   override async getUpload(id: string): Promise<Upload> {
     const upload = await this.storedUpload(id);
-    if (isComplete(upload)) upload.creation_date = undefined;
+    if (neverExpires(upload)) upload.creation_date = undefined;
     return upload;
   }
 }

@@ -16,7 +16,7 @@ import { ERRORS, StreamSplitter, TUS_RESUMABLE, Upload, type KvStore } from '@tu
 import type { S3StorageConfig } from '../config.js';
 import { toHttpError } from './storage-errors.js';
 import type { ByteRange, UploadStorage } from './types.js';
-import { isFinished, uploadStateOf } from '../uploads/upload-state.js';
+import { isComplete, uploadStateOf } from '../uploads/upload-state.js';
 
 /**
  * Part files one upload request may have on local disk at once: the one being filled from
@@ -44,6 +44,13 @@ const TOMBSTONE_DIR = '.expired/';
 const SETTLED_DIR = '.settled/';
 /** Processing records (`<id>.json`) when no Redis holds them: they outlive STORAGE_DIR with the uploads. */
 const STATUS_DIR = '.status/';
+/**
+ * Partial uploads of a concatenation, as empty objects: a partial expires even once all its
+ * bytes arrived, when its multipart upload is complete and no longer listed as unfinished.
+ */
+const PARTIAL_DIR = '.partial/';
+/** S3's smallest part, except the last: a partial this small cannot be copied as a part of the final object. */
+const MIN_COPY_PART = 5 * 1024 * 1024;
 
 const NOT_FOUND_CODES = new Set(['NotFound', 'NoSuchKey', 'NoSuchUpload']);
 
@@ -55,7 +62,8 @@ export function isS3NotFound(error: unknown): boolean {
 }
 
 /** The core's rule, on a store's record. */
-const isComplete = (upload: Upload) => isFinished(uploadStateOf(upload));
+/** The core's rule, on a store's record: complete uploads never expire. */
+const neverExpires = (upload: Upload) => isComplete(uploadStateOf(upload));
 
 type MetadataValue = Awaited<ReturnType<S3Store['getMetadata']>>;
 
@@ -135,8 +143,9 @@ export class PrefixedS3Store extends S3Store {
     failFastOnTimeout(this.client);
     // Tus-Extension must not promise expiration when uploads never expire (UPLOAD_EXPIRY=0).
     if (options.uploadExpiryMs <= 0) this.extensions = this.extensions.filter((extension) => extension !== 'expiration');
-    // The tus routes verify Upload-Checksum (header or trailer) before any byte reaches the store.
-    this.extensions = [...this.extensions, 'checksum', 'checksum-trailer'];
+    // The tus routes verify Upload-Checksum (header or trailer) before any byte reaches the store;
+    // concatenation is the upload core's (server/src/uploads/concatenation.ts).
+    this.extensions = [...this.extensions, 'checksum', 'checksum-trailer', 'concatenation'];
   }
 
   get s3() {
@@ -162,6 +171,10 @@ export class PrefixedS3Store extends S3Store {
 
   settledKey(id: string): string {
     return `${this.prefix}${SETTLED_DIR}${id}`;
+  }
+
+  partialKey(id: string): string {
+    return `${this.prefix}${PARTIAL_DIR}${id}`;
   }
 
   statusKey(id: string): string {
@@ -212,6 +225,10 @@ export class PrefixedS3Store extends S3Store {
     const res = await this.client.createMultipartUpload(request);
     if (!res.UploadId) throw new Error(`S3 CreateMultipartUpload for ${upload.id} returned no UploadId`);
     upload.storage = { type: 's3', path: this.objectKey(upload.id), bucket: this.bucket };
+    // Before the info object: an upload listed is never a partial the expiry sweep cannot find.
+    if (uploadStateOf(upload).concat.kind === 'partial') {
+      await this.client.putObject({ Bucket: this.bucket, Key: this.partialKey(upload.id), Body: Buffer.alloc(0), ContentLength: 0 });
+    }
     await this.saveMetadata(upload, res.UploadId);
     // @tus/server never calls write() for an upload declared with 0 bytes, so the
     // multipart upload would stay open and there would be no object to download.
@@ -225,7 +242,7 @@ export class PrefixedS3Store extends S3Store {
   /** For @tus/server: a finished upload without its creation date, so it never expires (no 410, no Upload-Expires). */
   override async getUpload(id: string): Promise<Upload> {
     const upload = await this.storedUpload(id);
-    if (isComplete(upload)) upload.creation_date = undefined;
+    if (neverExpires(upload)) upload.creation_date = undefined;
     return upload;
   }
 
@@ -418,10 +435,37 @@ export class PrefixedS3Store extends S3Store {
       [this.objectKey(id), this.partKey(id, true)].map((Key) => this.client.deleteObject({ Bucket: this.bucket, Key }).catch(ignoreMissing)),
     );
     await this.client.deleteObject({ Bucket: this.bucket, Key: this.infoKey(id) }).catch(ignoreMissing);
+    await this.client.deleteObject({ Bucket: this.bucket, Key: this.partialKey(id) }).catch(ignoreMissing);
     // Last: a removal cut short leaves at worst a marker without an upload, never a finished
     // upload without its marker (which the reconcile would process again).
     await this.client.deleteObject({ Bucket: this.bucket, Key: this.settledKey(id) }).catch(ignoreMissing);
     await this.clearCache(id);
+  }
+
+  /**
+   * Builds a final upload (concatenation) inside S3: each partial's object becomes one part of
+   * the final's multipart upload by UploadPartCopy, so no byte passes through this process.
+   * S3 takes parts of at least 5 MiB except the last, so partials smaller than that (or
+   * empty) answer false and are streamed by the caller instead.
+   */
+  async copyIntoFinal(finalId: string, parts: readonly Readonly<{ id: string; length: number }>[]): Promise<boolean> {
+    const copyable = parts.every(({ length }, index) => length > 0 && (index === parts.length - 1 || length >= MIN_COPY_PART));
+    if (!copyable || parts.length > 10_000) return false;
+    const metadata = await this.getMetadata(finalId);
+    const copied: Part[] = [];
+    for (const [index, part] of parts.entries()) {
+      const response = await this.client.uploadPartCopy({
+        Bucket: this.bucket,
+        Key: this.objectKey(finalId),
+        UploadId: metadata['upload-id'],
+        PartNumber: index + 1,
+        CopySource: encodeURI(`${this.bucket}/${this.objectKey(part.id)}`),
+      });
+      copied.push({ ETag: response.CopyPartResult?.ETag, PartNumber: index + 1 });
+    }
+    await this.finishMultipartUpload(metadata, copied);
+    await this.clearCache(finalId);
+    return true;
   }
 
   /**
@@ -633,6 +677,8 @@ export async function createS3Storage(options: S3StorageOptions): Promise<Upload
         }
         [KeyMarker, UploadIdMarker] = page.IsTruncated ? [page.NextKeyMarker, page.NextUploadIdMarker] : [undefined, undefined];
       } while (KeyMarker);
+      // Partial uploads expire finished too (their multipart upload is complete, so not listed above).
+      for (const id of await listIds(`${config.prefix}${PARTIAL_DIR}`, '')) ids.add(id);
       return [...ids];
     },
 
@@ -641,6 +687,8 @@ export async function createS3Storage(options: S3StorageOptions): Promise<Upload
     },
 
     isSettled: (id) => store.hasObject(store.settledKey(id)),
+
+    concatenateInStore: (finalId, parts) => store.copyIntoFinal(finalId, parts).catch(toHttpError),
 
     records: {
       async read(id: string): Promise<string | undefined> {

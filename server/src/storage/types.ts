@@ -44,6 +44,13 @@ export interface UploadStorage {
    * when STORAGE_DIR is where the uploads are.
    */
   readonly records?: RecordObjects;
+  /**
+   * Fills a final upload just created (concatenation) with the partials' bytes, in order,
+   * inside the store, without reading them through this process. Answers false, having
+   * written nothing, when the store cannot for these partials (S3 copies parts of at least
+   * 5 MiB only): the caller then streams them. Absent where streaming is all there is.
+   */
+  concatenateInStore?(finalId: string, parts: readonly Readonly<{ id: string; length: number }>[]): Promise<boolean>;
   /** Removes an expired upload and remembers it, so later requests get 410 Gone rather than 404. */
   expire(id: string): Promise<void>;
   /** Throws with a reason when the storage cannot take writes. */

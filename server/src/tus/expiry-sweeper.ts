@@ -1,7 +1,7 @@
 import type { Locker } from '@tus/utils';
 import type { Logger } from '../logger.js';
 import type { UploadStorage } from '../storage/index.js';
-import { isExpired, isFinished, uploadStateOf } from '../uploads/upload-state.js';
+import { isComplete, isExpired, uploadStateOf } from '../uploads/upload-state.js';
 
 export type ExpirySweeperDeps = Readonly<{
   storage: UploadStorage;
@@ -34,7 +34,7 @@ export function createExpirySweeper({ storage, locker, logger, expiryMs, interva
     try {
       // Read again under the lock: the last PATCH may have finished it meanwhile.
       const current = await storage.getUpload(id);
-      if (isFinished(uploadStateOf(current))) return false;
+      if (isComplete(uploadStateOf(current))) return false;
       await storage.expire(id);
       logger.info({ uploadId: id, offset: current.offset, size: current.size }, 'expired unfinished upload removed');
       return true;

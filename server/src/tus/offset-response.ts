@@ -1,10 +1,10 @@
 import { formatMetadataHeader } from '../uploads/stored-metadata.js';
-import { isFinished, type UploadState } from '../uploads/upload-state.js';
+import { isComplete, type UploadState } from '../uploads/upload-state.js';
 import { TUS_VERSION } from './protocol-guard.js';
 import { statusLink } from './upload-lifecycle.js';
 
 /** The tus 1.0 answer to a HEAD request for an upload: its offset, length and metadata. */
-export function offsetResponse(state: UploadState, cors: Readonly<Record<string, string>>): Response {
+export function offsetResponse(state: UploadState, cors: Readonly<Record<string, string>>, tusPath: string): Response {
   const headers = new Headers(cors);
   headers.set('Tus-Resumable', TUS_VERSION);
   // "The Server MUST prevent the client and/or proxies from caching the response by adding
@@ -23,6 +23,11 @@ export function offsetResponse(state: UploadState, cors: Readonly<Record<string,
   // pairs", so an upload without metadata gets none (as tusd does). Each value is the
   // base64 of the bytes the client sent, binary ones included.
   if (Object.keys(state.metadata).length > 0) headers.set('Upload-Metadata', formatMetadataHeader(state));
-  if (isFinished(state)) headers.set('Link', statusLink(state.id));
+  // Concatenation: "The Server MUST respond with the Upload-Concat header" to HEAD on partial
+  // and final uploads. (A final upload is built before its URL is handed out, so its offset
+  // is always its length.)
+  if (state.concat.kind === 'partial') headers.set('Upload-Concat', 'partial');
+  if (state.concat.kind === 'final') headers.set('Upload-Concat', `final;${state.concat.parts.map((id) => `${tusPath}/${id}`).join(' ')}`);
+  if (isComplete(state)) headers.set('Link', statusLink(state.id));
   return new Response(null, { status: 200, headers });
 }

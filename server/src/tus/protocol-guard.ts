@@ -2,6 +2,7 @@ import { Metadata } from '@tus/utils';
 import { HttpError } from '../errors.js';
 import { essence } from '../media-types.js';
 import { formatBytes } from '../units/byte-size.js';
+import { checkConcatSyntax } from './concat-header.js';
 
 export const TUS_VERSION = '1.0.0';
 
@@ -105,21 +106,28 @@ function checkUploadLength(headers: Headers, maxUploadSize: number): HttpError |
 }
 
 function checkCreation(headers: Headers, maxUploadSize: number, maxMetadataBytes: number): HttpError | undefined {
-  if (headers.get('upload-concat') !== null) {
-    return new HttpError('ERR_UNSUPPORTED_EXTENSION', 'the concatenation extension is not supported by this server; disable parallel uploads in the client');
-  }
+  const concat = headers.get('upload-concat');
+  const concatError = concat === null ? undefined : checkConcatSyntax(concat);
+  if (concatError) return concatError;
   const length = headers.get('upload-length');
   const defer = headers.get('upload-defer-length');
-  // "The Upload-Defer-Length ... value MUST be 1."
-  if (defer !== null && defer.trim() !== '1') {
-    return new HttpError('ERR_INVALID_UPLOAD_LENGTH', `Upload-Defer-Length must be 1, got "${defer.slice(0, 64)}"`);
+  if (concat !== null && concat.trim() !== 'partial') {
+    // "The Client MUST NOT include the Upload-Length header in the final upload creation":
+    // its length is the sum of its partial uploads, and its bytes are theirs.
+    if (length !== null || defer !== null) return new HttpError('ERR_INVALID_CONCAT', "a final upload's length is the sum of its partial uploads: send no Upload-Length or Upload-Defer-Length");
+    if (isOffsetStream(headers)) return new HttpError('ERR_INVALID_CONCAT', 'a final upload takes no bytes of its own: send no body');
+  } else {
+    // "The Upload-Defer-Length ... value MUST be 1."
+    if (defer !== null && defer.trim() !== '1') {
+      return new HttpError('ERR_INVALID_UPLOAD_LENGTH', `Upload-Defer-Length must be 1, got "${defer.slice(0, 64)}"`);
+    }
+    // "The Client MUST include either the Upload-Length or the Upload-Defer-Length header."
+    if ((length === null) === (defer === null)) {
+      return new HttpError('ERR_INVALID_UPLOAD_LENGTH', 'send exactly one of Upload-Length or Upload-Defer-Length: 1');
+    }
+    const lengthError = checkUploadLength(headers, maxUploadSize);
+    if (lengthError) return lengthError;
   }
-  // "The Client MUST include either the Upload-Length or the Upload-Defer-Length header."
-  if ((length === null) === (defer === null)) {
-    return new HttpError('ERR_INVALID_UPLOAD_LENGTH', 'send exactly one of Upload-Length or Upload-Defer-Length: 1');
-  }
-  const lengthError = checkUploadLength(headers, maxUploadSize);
-  if (lengthError) return lengthError;
 
   const metadata = headers.get('upload-metadata');
   if (metadata !== null && Buffer.byteLength(metadata) > maxMetadataBytes) {

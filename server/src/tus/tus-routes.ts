@@ -14,11 +14,12 @@ import type { UploadStorage } from '../storage/index.js';
 import type { UploadCore } from '../uploads/upload-core.js';
 import { TUS_CHECKSUM_ALGORITHM } from './checksum-algorithms.js';
 import { createChecksumStaging } from './checksum-staging.js';
+import { createFinalUpload } from './final-upload.js';
 import { offsetResponse } from './offset-response.js';
 import { checkTusRequest, effectiveMethod, isOffsetStream, TUS_VERSION, type TusTarget } from './protocol-guard.js';
 import { UploadBody } from './upload-body.js';
 import { uploadIdFromSegment } from './upload-id.js';
-import { createdUploadId, rememberDigestTap, rememberRemoteAddress } from './upload-lifecycle.js';
+import { createdUploadId, rememberDigestTap, rememberPartial, rememberRemoteAddress } from './upload-lifecycle.js';
 
 export type TusRoutesDeps = Readonly<{
   config: Config;
@@ -53,8 +54,11 @@ function engineRequest(raw: Request, method: string, body: UploadBody | undefine
   const overridden = raw.headers.has('x-http-method-override');
   // A blank Upload-Metadata means no metadata (tusd agrees); @tus/server's validator refuses it.
   const blankMetadata = raw.headers.get('upload-metadata')?.trim() === '';
-  if (!body && !overridden && !blankMetadata) return raw;
+  // @tus/server refuses Upload-Concat (it has no concatenation): a partial upload is created as any other, and marked by the core.
+  const concat = raw.headers.has('upload-concat');
+  if (!body && !overridden && !blankMetadata && !concat) return raw;
   const headers = new Headers(raw.headers);
+  if (concat) headers.delete('upload-concat');
   if (overridden) headers.delete('x-http-method-override');
   if (blankMetadata) headers.delete('upload-metadata');
   // The guard accepts media type parameters; @tus/server compares the whole header.
@@ -103,7 +107,22 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
 
     if (method === 'HEAD' && target.kind === 'upload') {
       try {
-        return offsetResponse(await core.currentState(target.id, raw.signal), cors);
+        return offsetResponse(await core.currentState(target.id, raw.signal), cors, config.tus.path);
+      } catch (error) {
+        if (error instanceof HttpError) return fail(error);
+        if (isServiceUnavailable(error)) return fail(serviceUnavailable());
+        throw error;
+      }
+    }
+
+    // Concatenation: @tus/server has none; a final upload is built by the core, a partial one created as usual.
+    const concat = method === 'POST' ? raw.headers.get('upload-concat') : null;
+    if (concat !== null && concat.trim() !== 'partial') {
+      rememberRemoteAddress(raw, c.env?.incoming?.socket?.remoteAddress);
+      try {
+        const response = await createFinalUpload(raw, concat, { core, tusPath: config.tus.path, trustProxy: config.server.trustProxy });
+        for (const [name, value] of Object.entries(cors)) response.headers.set(name, value);
+        return response;
       } catch (error) {
         if (error instanceof HttpError) return fail(error);
         if (isServiceUnavailable(error)) return fail(serviceUnavailable());
@@ -125,6 +144,7 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
     let response: Response;
     const request = engineRequest(raw, method, body);
     rememberRemoteAddress(request, c.env?.incoming?.socket?.remoteAddress);
+    if (concat !== null) rememberPartial(request);
     rememberDigestTap(request, digest);
     try {
       response = await tus.handleWeb(request);

@@ -6,7 +6,7 @@ import { statusPath } from '../routes/status.js';
 import { declaredSha256 } from '../uploads/declared-digest.js';
 import type { DigestTap } from '../uploads/streaming-digest.js';
 import type { UploadCore } from '../uploads/upload-core.js';
-import { parseMetadataHeader } from '../uploads/stored-metadata.js';
+import { parseMetadataHeader, SINGLE } from '../uploads/stored-metadata.js';
 import { uploadStateOf } from '../uploads/upload-state.js';
 
 /** The client's socket address of each request we hand to @tus/server (it passes the same Request to its callbacks). */
@@ -26,6 +26,14 @@ const digestTaps = new WeakMap<Request, DigestTap>();
 /** Remembers the digest tap of a request about to be handed to @tus/server: its finish hands the digest to processing. */
 export function rememberDigestTap(req: Request, tap: DigestTap | undefined): void {
   if (tap) digestTaps.set(req, tap);
+}
+
+/** Requests creating a partial upload (`Upload-Concat: partial`, a header @tus/server would refuse). */
+const partials = new WeakSet<Request>();
+
+/** Marks a request about to be handed to @tus/server as the creation of a partial upload. */
+export function rememberPartial(req: Request): void {
+  partials.add(req);
 }
 
 /** Remembers the client address of a request about to be handed to @tus/server. */
@@ -60,7 +68,8 @@ export function uploadLifecycle(core: UploadCore) {
     // Refused before the pre-create hook and before @tus/server stores anything: a 400 leaves no upload.
     const declared = declaredSha256(req.headers.get('repr-digest'), sent);
     if (declared instanceof HttpError) throw declared;
-    return { metadata: await core.beforeCreate({ ...uploadStateOf(upload), ...sent, declaredSha256: declared }, hookRequest(req)) };
+    const concat = partials.has(req) ? ({ kind: 'partial' } as const) : SINGLE;
+    return { metadata: await core.beforeCreate({ ...uploadStateOf(upload), ...sent, declaredSha256: declared, concat }, hookRequest(req)) };
   };
 
   const onUploadFinish: NonNullable<ServerOptions['onUploadFinish']> = async (req, upload) => {

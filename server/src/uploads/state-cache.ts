@@ -92,6 +92,10 @@ export function cacheUploadStates(storage: UploadStorage, { maxEntries = 10_000 
       if (property === 'getUpload') return getUpload;
       if (property === 'datastore') return datastore;
       if (property === 'expire') return (id: string) => around(id, () => target.expire(id));
+      if (property === 'concatenateInStore' && target.concatenateInStore) {
+        const concatenate = target.concatenateInStore.bind(target);
+        return (finalId: string, parts: Parameters<typeof concatenate>[1]) => around(finalId, () => concatenate(finalId, parts));
+      }
       const value: unknown = Reflect.get(target, property, target);
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },

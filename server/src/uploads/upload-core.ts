@@ -10,11 +10,12 @@ import type { StreamedDigest } from '../processing/processors/types.js';
 import type { StatusStore } from '../processing/status-store.js';
 import type { UploadStorage } from '../storage/index.js';
 import { checkDeclaredDigest, markDigestMismatch } from './declared-digest-check.js';
+import { createConcatenation } from './concatenation.js';
 import { markRejected } from './rejection.js';
 import { joinStoredMetadata } from './stored-metadata.js';
 import { createStreamingDigests } from './streaming-digest.js';
 import type { UploadLocker } from './upload-locker.js';
-import { hookUploadOf, isExpired, isFinished, uploadStateOf, type UploadState } from './upload-state.js';
+import { hookUploadOf, isComplete, isExpired, uploadStateOf, type UploadState } from './upload-state.js';
 
 export type UploadCoreDeps = Readonly<{
   config: Config;
@@ -74,7 +75,7 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
     const state = await stateOf(id);
     // A client that saw its finishing request fail learns here that the upload is complete;
     // make sure its processing is queued (idempotent) before saying so.
-    if (isFinished(state)) {
+    if (isComplete(state)) {
       await ensureProcessed(id).catch((error: unknown) => logger.error({ err: error, uploadId: id }, 'could not queue processing'));
     }
     return state;
@@ -111,13 +112,35 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
   }
 
   /**
-   * Before bytes are appended: a stopped upload takes none. (Expiry on PATCH is answered by
-   * @tus/server from the same creation date and UPLOAD_EXPIRY, before this runs.)
+   * Before bytes are appended: an unknown or expired upload takes none (404, 410), nor does a
+   * final upload of a concatenation or one the server stopped.
    */
   async function beforeWrite(id: string): Promise<void> {
-    const status = await statuses.get(id);
+    const [state, status] = await Promise.all([stateOf(id), statuses.get(id)]);
+    // "The Server MUST respond with 403 Forbidden to PATCH requests against a final upload URL."
+    if (state.concat.kind === 'final') throw new HttpError('ERR_MODIFY_FINAL', 'this is the final upload of a concatenation: it takes no bytes of its own');
     if (status?.stopped) throw uploadStopped();
   }
+
+  /** What the core keeps of an upload that is gone (terminated, or a partial consumed by its final). */
+  async function forget(id: string): Promise<void> {
+    ensured.delete(id);
+    digests.forget(id);
+    await statuses.delete(id);
+  }
+
+  const concatenation = createConcatenation({
+    storage,
+    locker,
+    logger,
+    maxUploadSize: config.tus.maxUploadSize,
+    keepPartials: config.tus.keepPartials,
+    stateOf,
+    beforeCreate,
+    created,
+    finished: (upload, request) => finished(upload, request),
+    forget,
+  });
 
   /**
    * The last byte is stored: pre-finish, then processing and post-finish queued durably
@@ -132,6 +155,8 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
       return { rejected: checked.mismatch };
     }
     streamed = checked.digest ?? streamed;
+    // A partial upload of a concatenation is a piece: pre-finish, processing and post-finish run for its final upload.
+    if (!isComplete(upload)) return {};
     const info = hookUploadOf(upload);
     let failure: unknown;
     let rejected: HttpError | undefined;
@@ -165,10 +190,8 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
 
   /** Termination done: the status record goes, post-terminate is queued. */
   function terminated(id: string, upload: HookUpload | undefined, request: HookRequest): void {
-    ensured.delete(id);
-    digests.forget(id);
     const info = upload ?? { id, size: null, offset: 0, metadata: {}, createdAt: null };
-    statuses.delete(id).catch((error: unknown) => logger.warn({ err: error, uploadId: id }, 'could not delete a status record'));
+    forget(id).catch((error: unknown) => logger.warn({ err: error, uploadId: id }, 'could not delete a status record'));
     hooks
       .notify('post-terminate', { type: 'post-terminate', upload: info, request }, `post-terminate:${id}`)
       .catch((error: unknown) => logger.error({ err: error, uploadId: id }, 'could not queue post-terminate'));
@@ -186,7 +209,24 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
   /** Whether anyone (a post-receive hook) wants to hear of bytes as they arrive. */
   const wantsProgress = hooks.hasTargets('post-receive');
 
-  return { wantsProgress, digests, currentState, stateOf, beforeCreate, created, received, beforeWrite, finished, beforeTerminate, terminated, stop, ensureProcessed, flushed, expiryMs };
+  return {
+    wantsProgress,
+    digests,
+    currentState,
+    stateOf,
+    beforeCreate,
+    created,
+    received,
+    beforeWrite,
+    finished,
+    concatenate: concatenation.concatenate,
+    beforeTerminate,
+    terminated,
+    stop,
+    ensureProcessed,
+    flushed,
+    expiryMs,
+  };
 }
 
 export type UploadCore = ReturnType<typeof createUploadCore>;

@@ -49,18 +49,29 @@ export function isFinished(upload: Pick<UploadState, 'length' | 'offset'>): bool
 }
 
 /**
- * When an unfinished upload expires (tus expiration extension: "the Server MAY remove
- * unfinished uploads once they expire"); undefined when it never does: finished uploads,
- * expiry switched off (0), or a creation date the store does not know.
+ * Whether the upload is one a client keeps: finished, and not a partial upload of a
+ * concatenation (tus: "partial uploads … are not meant to be processed on their own"; their
+ * final upload is). Processing, post-finish and the rule that kept uploads never expire
+ * apply to these only.
  */
-export function expiresAt(upload: Pick<UploadState, 'length' | 'offset' | 'createdAt'>, expiryMs: number): Date | undefined {
-  if (expiryMs <= 0 || isFinished(upload) || !upload.createdAt) return undefined;
+export function isComplete(upload: Pick<UploadState, 'length' | 'offset' | 'concat'>): boolean {
+  return isFinished(upload) && upload.concat.kind !== 'partial';
+}
+
+/**
+ * When an upload expires (tus expiration extension: "the Server MAY remove unfinished
+ * uploads once they expire"); undefined when it never does: complete uploads, expiry
+ * switched off (0), or a creation date the store does not know. A partial upload of a
+ * concatenation expires even when all its bytes arrived: it is only ever a piece.
+ */
+export function expiresAt(upload: Pick<UploadState, 'length' | 'offset' | 'createdAt' | 'concat'>, expiryMs: number): Date | undefined {
+  if (expiryMs <= 0 || isComplete(upload) || !upload.createdAt) return undefined;
   const created = Date.parse(upload.createdAt);
   return Number.isNaN(created) ? undefined : new Date(created + expiryMs);
 }
 
 /** "expired": unfinished and past its expiry at `now`. */
-export function isExpired(upload: Pick<UploadState, 'length' | 'offset' | 'createdAt'>, expiryMs: number, now = Date.now()): boolean {
+export function isExpired(upload: Pick<UploadState, 'length' | 'offset' | 'createdAt' | 'concat'>, expiryMs: number, now = Date.now()): boolean {
   const at = expiresAt(upload, expiryMs);
   return at !== undefined && now > at.getTime();
 }
