@@ -3,7 +3,7 @@
  * pre-generated 8 MiB random buffer with backpressure, so it costs the same for every server
  * and never holds a file in memory.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { MiB } from './units.js';
 
@@ -81,13 +81,34 @@ export async function createUpload(agent: http.Agent, base: string, length: numb
   return { uploadUrl, uploadId: new URL(uploadUrl).pathname.split('/').pop()!, offset };
 }
 
-/** PATCHes bytes `from`..`to` of an upload in PATCHes of `patchSize`; returns how many PATCHes. */
-export async function patchRange(agent: http.Agent, uploadUrl: string, from: number, to: number, patchSize: number, signal: AbortSignal): Promise<number> {
+const checksums = new Map<number, string>();
+
+/**
+ * `Upload-Checksum: sha256 ...` of a body of `length` bytes as request() sends it (the shared
+ * buffer over and over), computed once per length: the client's hashing stays out of the run.
+ */
+export function bodyChecksum(length: number): string {
+  let value = checksums.get(length);
+  if (value === undefined) {
+    const hash = createHash('sha256');
+    for (let left = length; left > 0; left -= payload.length) hash.update(payload.subarray(0, Math.min(left, payload.length)));
+    value = `sha256 ${hash.digest('base64')}`;
+    checksums.set(length, value);
+  }
+  return value;
+}
+
+/**
+ * PATCHes bytes `from`..`to` of an upload in PATCHes of `patchSize`; returns how many PATCHes.
+ * With `checksum`, every PATCH carries Upload-Checksum (bodyChecksum() computes them before the run).
+ */
+export async function patchRange(agent: http.Agent, uploadUrl: string, from: number, to: number, patchSize: number, signal: AbortSignal, checksum = false): Promise<number> {
   let offset = from;
   let patches = 0;
   while (offset < to) {
     const length = Math.min(patchSize, to - offset);
-    const headers = { ...TUS, 'Upload-Offset': String(offset), 'Content-Type': 'application/offset+octet-stream' };
+    const headers: Record<string, string> = { ...TUS, 'Upload-Offset': String(offset), 'Content-Type': 'application/offset+octet-stream' };
+    if (checksum) headers['Upload-Checksum'] = bodyChecksum(length);
     const reply = await request(agent, uploadUrl, 'PATCH', headers, length, signal);
     patches++;
     const newOffset = Number(reply.headers['upload-offset']);

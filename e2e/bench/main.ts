@@ -60,7 +60,7 @@ async function main(): Promise<void> {
   type Step = { round: number; workload: Workload; spec: ServerSpec };
   const plan: Step[] = [];
   for (let round = 1; round <= options.rounds; round++) {
-    for (const workload of workloads) for (const spec of servers) if (workload.storages.includes(spec.storage)) plan.push({ round, workload, spec });
+    for (const workload of workloads) for (const spec of servers) if (workload.storages.includes(spec.storage) && (!workload.roles || workload.roles.includes(spec.role))) plan.push({ round, workload, spec });
   }
   if (plan.length === 0) throw new Error('nothing to run: no workload applies to these servers (S3 runs single, chunked, concurrent and memory)');
   const free = fs.statfsSync(storageRoot);

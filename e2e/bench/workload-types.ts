@@ -1,7 +1,7 @@
 /** What a workload is to the benchmark: a timed run against one fresh server, and the figures it yields. */
-import type { RunningServer, ServerSpec, StorageKind } from './bench-servers.js';
+import type { RunningServer, ServerRole, ServerSpec, StorageKind } from './bench-servers.js';
 
-export const WORKLOAD_NAMES = ['single', 'chunked', 'concurrent', 'small', 'head-one', 'head-spread', 'memory'] as const;
+export const WORKLOAD_NAMES = ['single', 'chunked', 'chunked-checksum', 'concurrent', 'small', 'head-one', 'head-spread', 'memory'] as const;
 export type WorkloadName = (typeof WORKLOAD_NAMES)[number];
 
 /** Opens and closes the measured window: CPU, noise and RSS are read exactly around it. */
@@ -52,6 +52,8 @@ export interface Workload {
   /** The title on S3, when the workload is shaped differently there. */
   readonly s3Title?: string;
   readonly storages: readonly StorageKind[];
+  /** The servers it applies to, when not all (a protocol extension the reference lacks). */
+  readonly roles?: readonly ServerRole[];
   readonly metrics: readonly Metric[];
   /** Rough seconds of work in one run, for the up-front estimate. */
   readonly estimateSec: number;

@@ -2,7 +2,7 @@
 import { concurrentWorkload } from './workload-concurrent.js';
 import { headOneWorkload, headSpreadWorkload } from './workload-head.js';
 import { smallWorkload } from './workload-small.js';
-import { chunkedWorkload, memoryWorkload, singleWorkload } from './workload-throughput.js';
+import { chunkedChecksumWorkload, chunkedWorkload, memoryWorkload, singleWorkload } from './workload-throughput.js';
 import { GiB, MiB } from './units.js';
 import type { Workload, WorkloadName } from './workload-types.js';
 
@@ -11,6 +11,7 @@ export function createWorkloads(scale: 'full' | 'quick' | 'tiny'): Record<Worklo
     return {
       single: singleWorkload(8 * MiB),
       chunked: chunkedWorkload(8 * MiB, 1 * MiB),
+      'chunked-checksum': chunkedChecksumWorkload(8 * MiB, 1 * MiB),
       concurrent: concurrentWorkload({ count: 4, size: 1 * MiB }, { count: 2, size: 1 * MiB }),
       small: smallWorkload(50, 16 * 1024, 8),
       'head-one': headOneWorkload(16, 100, 300),
@@ -22,6 +23,7 @@ export function createWorkloads(scale: 'full' | 'quick' | 'tiny'): Record<Worklo
     return {
       single: singleWorkload(64 * MiB),
       chunked: chunkedWorkload(64 * MiB, 8 * MiB),
+      'chunked-checksum': chunkedChecksumWorkload(64 * MiB, 8 * MiB),
       concurrent: concurrentWorkload({ count: 16, size: 4 * MiB }, { count: 4, size: 8 * MiB }),
       small: smallWorkload(200, 16 * 1024, 32),
       'head-one': headOneWorkload(64, 300, 1000),
@@ -32,6 +34,7 @@ export function createWorkloads(scale: 'full' | 'quick' | 'tiny'): Record<Worklo
   return {
     single: singleWorkload(1 * GiB),
     chunked: chunkedWorkload(512 * MiB, 8 * MiB),
+    'chunked-checksum': chunkedChecksumWorkload(512 * MiB, 8 * MiB),
     concurrent: concurrentWorkload({ count: 64, size: 16 * MiB }, { count: 16, size: 16 * MiB }),
     small: smallWorkload(2000, 16 * 1024, 32),
     'head-one': headOneWorkload(64, 1000, 5000),
