@@ -371,10 +371,18 @@ describe('methods and extensions', () => {
     expect4xx(res, [405]);
   });
 
-  it.each(['partial', 'final;/files/a /files/b', 'nonsense'])('Upload-Concat: %s is 400', async (value) => {
-    const res = await send('POST', '/files', { ...TUS, 'Upload-Length': '5', 'Upload-Concat': value, 'Content-Length': '0' });
+  it.each([
+    ['final;/files/a /files/b', { 'Upload-Length': '5' }],
+    ['final;/files/a /files/b', {}],
+    ['final;a', {}],
+    ['final;//evil.example/files/a', {}],
+    ['final;', {}],
+    ['nonsense', { 'Upload-Length': '5' }],
+    ['partial;x', { 'Upload-Length': '5' }],
+  ])('Upload-Concat: %s is 400', async (value, headers) => {
+    const res = await send('POST', '/files', { ...TUS, ...headers, 'Upload-Concat': value, 'Content-Length': '0' });
     expect4xx(res, [400]);
-    expectTusdBody(res, 'ERR_UNSUPPORTED_EXTENSION');
+    expectTusdBody(res, 'ERR_INVALID_CONCAT');
   });
 
   it.each([

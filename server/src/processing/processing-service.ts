@@ -6,6 +6,7 @@ import type { Logger } from '../logger.js';
 import type { UploadStorage } from '../storage/index.js';
 import { removeUpload } from '../uploads/remove-upload.js';
 import { hookUploadOf, isComplete, isFinished, uploadStateOf } from '../uploads/upload-state.js';
+import { checkDeclaredDigest, markDigestMismatch } from '../uploads/declared-digest-check.js';
 import type { Job, JobQueue, ProcessUploadPayload } from './job-queue.js';
 import type { Processor, StreamedDigest } from './processors/types.js';
 import type { ProcessingState, StatusRecord, StatusStore } from './status-store.js';
@@ -133,6 +134,15 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
       logger.info({ uploadId: id }, 'upload already processed; skipped');
       return;
     }
+    // The declared digest is checked by the finish path; an upload found by the sweep or a HEAD
+    // (its finishing request failed, or the server died before the check) is checked here,
+    // before any hook: the finish path's digest travels in the job, so this reads nothing then.
+    const checked = await checkDeclaredDigest(storage, state, streamed);
+    if (checked.mismatch) {
+      logger.warn({ uploadId: id }, 'declared digest does not match the stored bytes; not processed');
+      await markDigestMismatch(storage, statuses, id, checked.mismatch);
+      return;
+    }
     const info = hookUpload(upload);
     // The finish path queues post-finish; make sure of it here too, for uploads found by the sweep.
     await hooks.notify('post-finish', { type: 'post-finish', upload: info, request: null }, `post-finish:${id}`);
@@ -155,7 +165,7 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
       const previous = Object.fromEntries(Object.entries(status.processors).map(([name, p]) => [name, p.result]));
       let outcome;
       try {
-        outcome = await processor.run({ id, size, metadata, read: (range) => storage.read(id, range), streamed, previous });
+        outcome = await processor.run({ id, size, metadata, read: (range) => storage.read(id, range), streamed: checked.digest ?? streamed, previous });
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
         await updateExisting(id, (current) => ({

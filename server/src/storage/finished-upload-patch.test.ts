@@ -20,9 +20,17 @@ const STORES: ReadonlyArray<readonly [string, () => Env]> = [
 
 describe.each(STORES)('PATCH on a finished upload (%s storage)', (_kind, env) => {
   let server: Awaited<ReturnType<typeof startTestServer>>;
+  /** Upload ids in the order pre-finish saw them. */
+  const preFinished: string[] = [];
 
   beforeAll(async () => {
-    server = await startTestServer(env());
+    server = await startTestServer(env(), {
+      hooks: {
+        'pre-finish': (event) => {
+          preFinished.push(event.upload.id);
+        },
+      },
+    });
   });
 
   afterAll(async () => {
@@ -55,6 +63,13 @@ describe.each(STORES)('PATCH on a finished upload (%s storage)', (_kind, env) =>
     expect(download.status).toBe(200);
     expect(download.body).toBe(content);
   }
+
+  it('an empty PATCH at the end runs no finish again: pre-finish saw the upload once', async () => {
+    const target = await finishedUpload('finish once');
+    const id = target.split('/').pop() ?? '';
+    for (let i = 0; i < 3; i += 1) expect((await patch(target, 'finish once'.length, '')).status).toBe(204);
+    expect(preFinished.filter((seen) => seen === id)).toEqual([id]);
+  });
 
   it('an empty PATCH at the end answers 204 with the final Upload-Offset', async () => {
     const target = await finishedUpload('hello, finished');

@@ -122,6 +122,7 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
       try {
         const response = await createFinalUpload(raw, concat, { core, tusPath: config.tus.path, trustProxy: config.server.trustProxy });
         for (const [name, value] of Object.entries(cors)) response.headers.set(name, value);
+        c.set('uploadId', response.headers.get('location')?.split('/').pop());
         return response;
       } catch (error) {
         if (error instanceof HttpError) return fail(error);

@@ -75,7 +75,9 @@ export function uploadLifecycle(core: UploadCore) {
   const onUploadFinish: NonNullable<ServerOptions['onUploadFinish']> = async (req, upload) => {
     // The digest counts only if the bytes it hashed are exactly the stored ones (upload.offset).
     const streamed = digestTaps.get(req)?.finish(upload.id, upload.offset);
-    const { rejected, failure } = await core.finished(uploadStateOf(upload), hookRequest(req), streamed);
+    // @tus/server calls this after any PATCH that leaves the upload complete, an empty one at its end included.
+    const appendedFrom = req.method === 'PATCH' ? Number(req.headers.get('upload-offset')) : undefined;
+    const { rejected, failure } = await core.finished(uploadStateOf(upload), hookRequest(req), streamed, appendedFrom);
     if (failure) throw failure;
     if (rejected) throw rejected;
     return { headers: { Link: statusLink(upload.id) } };

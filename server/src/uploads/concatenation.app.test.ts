@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -143,6 +144,27 @@ describe('concatenation (Upload-Concat)', () => {
     expect(tooBig.status).toBe(413);
     // A refused final leaves its partials usable.
     expect((await headUpload(t.app, keep)).status).toBe(200);
+  });
+
+  it('refuses a partial whose declared digest did not match, and checks the final against its own', async () => {
+    await start();
+    const digestOf = (text: string) => `sha-256=:${createHash('sha256').update(text).digest('base64')}:`;
+    const good = await partial('good');
+    const { path: bad } = await createUpload(t.app, { 'Upload-Length': '3', 'Upload-Concat': 'partial', 'Repr-Digest': digestOf('not this') });
+    expect((await patchUpload(t.app, bad, 0, 'bad')).status).toBe(460);
+    const refused = await final(`final;${good} ${bad}`);
+    expect(refused.status).toBe(400);
+    expect(await refused.text()).toMatch(/^ERR_INVALID_CONCAT: partial upload \S+ failed: the upload's sha-256 is/);
+
+    const other = await partial('other');
+    const wrong = await final(`final;${good} ${other}`, { 'Repr-Digest': digestOf('goodbye') });
+    expect(wrong.status).toBe(460);
+    // The same list names the same final upload: refused by its digest, it kept its partials and is built again.
+    const right = await final(`final;${good} ${other}`, { 'Repr-Digest': digestOf('goodother') });
+    expect(right.status).toBe(201);
+    const id = (right.headers.get('location') ?? '').split('/').pop() ?? '';
+    expect(await (await t.app.request(`/files/${id}`)).text()).toBe('goodother');
+    await waitFor(async () => (await (await t.app.request(`/uploads/${id}`)).json()).state === 'done', { timeoutMs: 10_000 });
   });
 
   it('leaves nothing but the final upload on disk once the partials are consumed', async () => {

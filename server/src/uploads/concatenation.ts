@@ -34,6 +34,8 @@ export type ConcatenationDeps = Readonly<{
   maxUploadSize: number;
   keepPartials: boolean;
   stateOf(id: string): Promise<UploadState>;
+  /** The partial's processing record: one that failed (its declared digest did not match) is not a piece to build with. */
+  failureOf(id: string): Promise<string | undefined>;
   beforeCreate(upload: UploadState, request: HookRequest): Promise<Record<string, string | null>>;
   created(upload: UploadState, request: HookRequest): void;
   finished(upload: UploadState, request: HookRequest): Promise<FinishOutcome>;
@@ -91,22 +93,31 @@ export function createConcatenation(deps: ConcatenationDeps) {
       if (state.concat.kind === 'final') throw invalid(`upload ${id} is a final upload; a final upload is made of partial uploads only`);
       if (state.concat.kind !== 'partial') throw invalid(`upload ${id} is not a partial upload (create it with Upload-Concat: partial)`);
       if (!isFinished(state)) throw invalid(`partial upload ${id} is not finished (${state.offset} of ${state.length ?? 'a deferred length of'} bytes)`);
+      const failure = await deps.failureOf(id);
+      if (failure) throw invalid(`partial upload ${id} failed: ${failure}`);
       states.push(state);
     }
     return states;
   }
 
-  /** An unfinished final upload left by a crash mid-build: its partials are still there, so it is built again. */
+  /**
+   * The final upload of this list, if one was built and stands. One left unfinished by a crash
+   * mid-build, or refused by its finish (a pre-finish hook, its declared digest), kept its
+   * partials: it is removed and built again from them.
+   */
   async function existingFinal(id: string): Promise<UploadState | undefined> {
+    let refused: string | undefined;
     try {
       const state = await deps.stateOf(id);
-      if (isFinished(state)) return state;
+      refused = isFinished(state) ? await deps.failureOf(id) : 'a build was interrupted';
+      if (!refused) return state;
     } catch (error) {
       if (error instanceof HttpError && (error.code === 'ERR_UPLOAD_NOT_FOUND' || error.code === 'ERR_UPLOAD_GONE')) return undefined;
       throw error;
     }
-    logger.warn({ uploadId: id }, 'unfinished final upload found (a build was interrupted); building it again');
+    logger.warn({ uploadId: id, reason: refused }, 'final upload found unusable; building it again');
     await storage.datastore.remove(id);
+    await deps.forget(id);
     return undefined;
   }
 

@@ -136,6 +136,10 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
     maxUploadSize: config.tus.maxUploadSize,
     keepPartials: config.tus.keepPartials,
     stateOf,
+    failureOf: async (id) => {
+      const status = await statuses.get(id);
+      return status?.state === 'failed' || status?.state === 'rejected' ? (status.error ?? status.state) : undefined;
+    },
     beforeCreate,
     created,
     finished: (upload, request) => finished(upload, request),
@@ -147,7 +151,13 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
    * before the client hears back, so whatever the client or a hook does next, processing
    * happens (the queue runs it once, whoever enqueues it).
    */
-  async function finished(upload: UploadState, request: HookRequest, streamed?: StreamedDigest): Promise<FinishOutcome> {
+  async function finished(upload: UploadState, request: HookRequest, streamed?: StreamedDigest, appendedFrom?: number): Promise<FinishOutcome> {
+    // The finish happens once, when the last byte arrives: a request that appended nothing to
+    // a finished upload (an empty PATCH at its end) only makes sure its processing is queued.
+    if (appendedFrom === upload.offset) {
+      if (isComplete(upload)) await ensureProcessed(upload.id);
+      return {};
+    }
     // The declared digest first, for every kind of upload: bytes that are not what the client meant reach no hook and no processing.
     const checked = await checkDeclaredDigest(storage, upload, streamed);
     if (checked.mismatch) {
