@@ -119,9 +119,22 @@ describe('checkTusRequest: creation', () => {
     expectError(post({ 'Upload-Length': value }), 'ERR_MAX_SIZE_EXCEEDED', 413, /maximum upload size/);
   });
 
-  it('refuses Upload-Concat', () => {
-    expectError(post({ 'Upload-Length': '1', 'Upload-Concat': 'partial' }), 'ERR_UNSUPPORTED_EXTENSION', 400, /concatenation/);
-    expectError(post({ 'Upload-Concat': 'final;/files/a /files/b' }), 'ERR_UNSUPPORTED_EXTENSION', 400);
+  it('accepts Upload-Concat: partial like any creation, and final;<urls> without a length or a body', () => {
+    expect(post({ 'Upload-Length': '1', 'Upload-Concat': 'partial' })).toBeUndefined();
+    expect(post({ 'Upload-Defer-Length': '1', 'Upload-Concat': ' partial ' })).toBeUndefined();
+    expect(post({ 'Upload-Concat': 'final;/files/a /files/b' })).toBeUndefined();
+    expectError(post({ 'Upload-Concat': 'partial' }), 'ERR_INVALID_UPLOAD_LENGTH', 400);
+  });
+
+  it.each([
+    [{ 'Upload-Concat': 'final;/files/a', 'Upload-Length': '3' }, /send no Upload-Length/],
+    [{ 'Upload-Concat': 'final;/files/a', 'Upload-Defer-Length': '1' }, /send no Upload-Length/],
+    [{ 'Upload-Concat': 'final;/files/a', 'Content-Type': 'application/offset+octet-stream' }, /no body/],
+    [{ 'Upload-Concat': 'final;' }, /names no partial uploads/],
+    [{ 'Upload-Concat': 'Final;/files/a' }, /must be "partial" or "final;/],
+    [{ 'Upload-Concat': 'partial;x', 'Upload-Length': '1' }, /must be "partial" or "final;/],
+  ])('refuses Upload-Concat %j', (headers, message) => {
+    expectError(post(headers), 'ERR_INVALID_CONCAT', 400, message);
   });
 
   it.each(['filename', 'filename ZmlsZS50eHQ=', 'a YQ==,b', 'name ZmlsZS50eHQ=,empty'])('accepts Upload-Metadata %j', (metadata) => {
