@@ -61,6 +61,28 @@ describe.each(STORE_KINDS)('[%s] upload expiry', (kind) => {
     expect(server.logs().some((line) => line.msg === 'expired unfinished upload removed' && line.uploadId === finishedId)).toBe(false);
   });
 
+  it('expires a partial upload of a concatenation even once all its bytes arrived (it is only a piece)', async () => {
+    const content = new ByteSource('expiry-partial').bytes(0, 1000);
+    const create = await fetchWithin(server.endpoint, {
+      method: 'POST',
+      headers: { ...TUS, 'Upload-Length': String(content.length), 'Upload-Concat': 'partial', 'Content-Type': OCTET },
+      body: content,
+    });
+    await create.arrayBuffer();
+    expect(create.status).toBe(201);
+    expect(create.headers.get('upload-offset')).toBe(String(content.length));
+    const url = new URL(create.headers.get('location') ?? '', server.endpoint).toString();
+    const id = uploadIdOf(url);
+    expect((await head(url)).headers.get('upload-concat')).toBe('partial');
+    await server.waitForLog((line) => line.msg === 'expired unfinished upload removed' && line.uploadId === id, 'the sweep to remove the finished partial upload', (EXPIRY_S + 15) * 1000);
+    expect(await store.objectsOf(id)).toEqual([]);
+    expect((await head(url)).status).toBe(410);
+    // A final upload naming it is refused with a clear 4xx.
+    const final = await fetchWithin(server.endpoint, { method: 'POST', headers: { ...TUS, 'Upload-Concat': `final;${new URL(url).pathname}` } });
+    expect(final.status).toBe(400);
+    expect(await final.text()).toMatch(/^ERR_INVALID_CONCAT: partial upload \S+ expired/);
+  });
+
   it('lets tus-js-client start over when the upload it resumes has expired', async () => {
     const content = new ByteSource('expiry-restart').bytes(0, 2 * MiB);
     const create = await fetchWithin(server.endpoint, { method: 'POST', headers: { ...TUS, 'Upload-Length': String(content.byteLength) } });
