@@ -1,4 +1,5 @@
 import type { HttpBindings } from '@hono/node-server';
+import type { Actor } from '../uploads/actor.js';
 
 /** Hono's typing for our app: Node bindings when served over a socket, none under app.request(). */
 export type AppEnv = {
@@ -8,5 +9,7 @@ export type AppEnv = {
     uploadId?: string;
     /** Request body bytes received, for the request log. */
     bytesIn?: number;
+    /** Who makes the request, once authentication verified it; unset when authentication is off. */
+    actor?: Actor;
   };
 };
