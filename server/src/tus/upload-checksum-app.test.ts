@@ -140,6 +140,26 @@ describe.each(['file', 's3'] as const)('[%s] Upload-Checksum through the app', (
     await expectStored(id, uploadPath, 0);
   });
 
+  it('clears staged files a crashed process left behind, at its first staging', async () => {
+    // A fresh app: its staging has not started yet.
+    const fresh = await createTestApp(envFor(kind));
+    try {
+      const directory = path.join(fresh.storageDir, STAGING_DIR);
+      await fs.mkdir(directory, { recursive: true });
+      const old = new Date(Date.now() - 3_600_000);
+      await fs.writeFile(path.join(directory, 'left-by-a-crash'), 'x');
+      await fs.utimes(path.join(directory, 'left-by-a-crash'), old, old);
+      await fs.writeFile(path.join(directory, 'being-written'), 'x');
+      const data = Buffer.from('fresh bytes');
+      const { path: uploadPath } = await createUpload(fresh.app, { 'Upload-Length': String(data.length) });
+      expect((await patchUpload(fresh.app, uploadPath, 0, data, { 'Upload-Checksum': checksum('md5', data) })).status).toBe(204);
+      await waitFor(async () => !(await fs.readdir(directory)).includes('left-by-a-crash'));
+      expect(await fs.readdir(directory)).toEqual(['being-written']);
+    } finally {
+      await fresh.cleanup();
+    }
+  });
+
   it('a PATCH without the header is not staged', async () => {
     const data = randomBytes(10 * KiB);
     const { path: uploadPath } = await createUpload(t.app, { 'Upload-Length': String(data.length) });
