@@ -457,11 +457,10 @@ async function uploaded(item) {
   if (!item.stopFollowing) setState(item, 'error', 'Uploaded, but the server has not finished checking it yet. Reload later to see the result.');
 }
 
-function downloadUrl(item) {
-  const url = new URL(item.upload.url);
-  const value = token();
-  if (value) url.searchParams.set('access_token', value);
-  return url.href;
+// The status resource's downloadUrl: with authentication on, a short-lived signed link that
+// grants this download only. The token never goes in a URL (history, proxy logs).
+function downloadUrl(item, status) {
+  return new URL(status.downloadUrl ?? item.upload.url, item.upload.url).href;
 }
 
 function settled(item, status) {
@@ -479,7 +478,7 @@ function settled(item, status) {
       facts.append(element('dt', '', 'Type'), element('dd', 'type', words));
     }
     const link = element('a', 'download', `Download ${item.el.name}`);
-    link.href = downloadUrl(item);
+    link.href = downloadUrl(item, status);
     link.rel = 'noreferrer';
     result.append(facts, link);
   } else {

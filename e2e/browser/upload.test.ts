@@ -145,13 +145,15 @@ describe('the browser demo uploads', () => {
     await waitForRowState(page, 'report.pdf', ['done'], 60_000);
     expect(await row.locator('.sha256').innerText()).toBe(file.sha256);
 
-    // The download link carries the token, so it works as a plain link.
+    // The download link is signed by the server (never the token in a URL), so it works as a plain link.
     const link = (await row.getByRole('link', { name: 'Download report.pdf' }).getAttribute('href')) ?? '';
-    expect(new URL(link).searchParams.get('access_token')).toBe(token);
+    expect(link).not.toContain(token);
+    expect(new URL(link).searchParams.get('access_token')).toBeNull();
+    expect(new URL(link).searchParams.get('signature')).toMatch(/^[\w-]+$/);
     const got = await download(link);
     expect(got.status).toBe(200);
     expect(got.sha256).toBe(file.sha256);
-    // Without it, the server refuses: the link works because of the token.
+    // Without the signature, the server refuses: the link works because of it.
     expect((await download(link.split('?')[0] ?? '')).status).toBe(401);
 
     const id = uploadIdOf(link);

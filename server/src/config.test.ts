@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DEFAULT_MAX_UPLOAD_SIZE, parseConfig, type ReadSecretFile } from './config.js';
@@ -220,24 +221,39 @@ describe('AUTH_*', () => {
     expect(parseConfig({}, CWD).auth).toBeUndefined();
   });
 
-  it('takes a shared secret, directly or from a file, with optional issuer and audience', () => {
-    expect(parseConfig({ AUTH_JWT_SECRET: SECRET, AUTH_JWT_ISSUER: 'https://app.example.com', AUTH_JWT_AUDIENCE: 'uploads' }, CWD).auth).toEqual({
-      kind: 'secret',
-      secret: SECRET,
-      issuer: 'https://app.example.com',
-      audience: 'uploads',
+  const defaults = { apiKeys: [], adminScope: undefined, signedUrlSecret: undefined, signedUrlTtlMs: 15 * 60_000 };
+
+  it('takes a shared secret, directly or from a file, with optional issuer, audience and maximum token age', () => {
+    expect(parseConfig({ AUTH_JWT_SECRET: SECRET, AUTH_JWT_ISSUER: 'https://app.example.com', AUTH_JWT_AUDIENCE: 'uploads', AUTH_MAX_TOKEN_AGE: '1h' }, CWD).auth).toEqual({
+      jwt: { kind: 'secret', secret: SECRET, issuer: 'https://app.example.com', audience: 'uploads', maxTokenAgeMs: 3_600_000 },
+      ...defaults,
     });
     const fromFile = parseConfig({ AUTH_JWT_SECRET_FILE: 'secrets/jwt' }, CWD, (file) => (file === path.resolve(CWD, 'secrets/jwt') ? `${SECRET}\n` : ''));
-    expect(fromFile.auth).toEqual({ kind: 'secret', secret: SECRET, issuer: undefined, audience: undefined });
+    expect(fromFile.auth).toEqual({ jwt: { kind: 'secret', secret: SECRET, issuer: undefined, audience: undefined, maxTokenAgeMs: undefined }, ...defaults });
   });
 
-  it('takes a JWKS URL', () => {
-    expect(parseConfig({ AUTH_JWKS_URL: 'https://auth.example.com/.well-known/jwks.json' }, CWD).auth).toEqual({
-      kind: 'jwks',
-      url: 'https://auth.example.com/.well-known/jwks.json',
-      issuer: undefined,
-      audience: undefined,
+  it('takes a JWKS URL, with the audience it then requires', () => {
+    expect(parseConfig({ AUTH_JWKS_URL: 'https://auth.example.com/.well-known/jwks.json', AUTH_JWT_AUDIENCE: 'uploads' }, CWD).auth).toEqual({
+      jwt: { kind: 'jwks', url: 'https://auth.example.com/.well-known/jwks.json', issuer: undefined, audience: 'uploads', maxTokenAgeMs: undefined },
+      ...defaults,
     });
+  });
+
+  it('takes API keys from a file, keeping only their sha256', () => {
+    const key = 'k'.repeat(40);
+    const file = `# server-to-server clients\nbackend ${key}\n\nreports.v2   ${'r'.repeat(32)}\n`;
+    const auth = parseConfig({ AUTH_API_KEYS_FILE: 'keys.txt', AUTH_ADMIN_SCOPE: 'uploads:admin' }, CWD, () => file).auth;
+    expect(auth?.jwt).toBeUndefined();
+    expect(auth?.adminScope).toBe('uploads:admin');
+    expect(auth?.apiKeys.map((k) => k.id)).toEqual(['backend', 'reports.v2']);
+    expect(auth?.apiKeys[0]?.sha256).toBe(createHash('sha256').update(key).digest('hex'));
+    expect(JSON.stringify(auth)).not.toContain(key);
+  });
+
+  it('names a bad line of the API key file by number, never by its contents', () => {
+    const error = configError({ AUTH_API_KEYS_FILE: 'keys.txt' }, () => 'backend short-key\n');
+    expect(error.problems).toEqual(['AUTH_API_KEYS_FILE: line 1 of keys.txt is not "<id> <key>" (an id of letters, digits and ._-, a key of 32+ characters)']);
+    expect(error.message).not.toContain('short-key');
   });
 
   it.each([
@@ -246,6 +262,10 @@ describe('AUTH_*', () => {
     [{ AUTH_JWT_SECRET: SECRET, AUTH_JWT_SECRET_FILE: '/run/secrets/jwt' }, /^AUTH_JWT_SECRET_FILE: set either AUTH_JWT_SECRET or AUTH_JWT_SECRET_FILE, not both$/],
     [{ AUTH_JWKS_URL: 'ftp://auth.example.com/jwks' }, /^AUTH_JWKS_URL: expected an http\(s\) URL/],
     [{ AUTH_JWT_ISSUER: 'https://app.example.com' }, /^AUTH_JWT_ISSUER: only used with AUTH_JWT_SECRET or AUTH_JWKS_URL/],
+    [{ AUTH_JWKS_URL: 'https://auth.example.com/jwks.json' }, /^AUTH_JWT_AUDIENCE: required with AUTH_JWKS_URL/],
+    [{ AUTH_ADMIN_SCOPE: 'admin' }, /^AUTH_ADMIN_SCOPE: only used with/],
+    [{ AUTH_JWT_SECRET: SECRET, AUTH_MAX_TOKEN_AGE: 'soon' }, /^AUTH_MAX_TOKEN_AGE: /],
+    [{ AUTH_JWT_SECRET: SECRET, SIGNED_URL_SECRET: 'short' }, /^SIGNED_URL_SECRET: expected a secret of at least 32 characters$/],
   ])('%o is refused', (env, message) => {
     const error = configError(env);
     expect(error.problems).toHaveLength(1);

@@ -1,6 +1,7 @@
 import { createApp } from './app.js';
 import { ConfigError, parseConfig } from './config.js';
 import { startServer, type RunningServer } from './http/serve.js';
+import { startupWarnings } from './http/startup-warnings.js';
 import { createLogger } from './logger.js';
 import { queueSettings } from './processing/index.js';
 import { createStorage } from './storage/index.js';
@@ -86,6 +87,7 @@ async function main(): Promise<void> {
   await uploadServer.startBackground();
   process.stdout.write(`listening on ${running.url}\n`);
   logger.info({ url: running.url, storage: storage.kind, maxUploadSize: config.tus.maxUploadSize }, 'server started');
+  for (const warning of startupWarnings(config)) logger.warn(warning);
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
 }
 

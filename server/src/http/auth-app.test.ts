@@ -4,7 +4,7 @@ import { createTestApp, type TestApp } from '../testing/create-test-app.js';
 import { OFFSET_STREAM, patchUpload, TUS } from '../testing/http-test-helpers.js';
 
 const SECRET = 'app-test-secret-that-is-long-enough-0123456789';
-const token = () => new SignJWT({ sub: 'user-1' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(new TextEncoder().encode(SECRET));
+const token = (sub = 'user-1') => new SignJWT({ sub }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(new TextEncoder().encode(SECRET));
 
 /** With AUTH_JWT_SECRET, everything about uploads needs a token; discovery, preflights and health do not. */
 describe('the app with AUTH_JWT_SECRET', () => {
@@ -58,11 +58,19 @@ describe('the app with AUTH_JWT_SECRET', () => {
     const patched = await patchUpload(t.app, path, 0, 'hello', bearer);
     expect(patched.status).toBe(204);
     expect((await t.app.request(path, { method: 'HEAD', headers: { ...TUS, ...bearer } })).status).toBe(200);
-    const download = await t.app.request(`${path}?access_token=${await token()}`);
+    // A token in the URL is no credential; the status resource hands out a signed link instead.
+    expect((await t.app.request(`${path}?access_token=${await token()}`)).status).toBe(401);
+    const status = await t.app.request(`/uploads/${id}`, { headers: bearer });
+    expect(status.status).toBe(200);
+    const { downloadUrl, eventsUrl } = (await status.json()) as { downloadUrl: string; eventsUrl: string };
+    expect(downloadUrl).toMatch(new RegExp(`^${path}\\?expires=\\d+&signature=[\\w-]+$`));
+    const download = await t.app.request(downloadUrl);
     expect(download.status).toBe(200);
     expect(await download.text()).toBe('hello');
-    expect((await t.app.request(`/uploads/${id}`, { headers: bearer })).status).toBe(200);
-    expect((await t.app.request(`/uploads/${id}?access_token=${await token()}`)).status).toBe(200);
+    expect(eventsUrl).toMatch(new RegExp(`^/uploads/${id}/events\\?expires=`));
+    // The link grants that download only: not a DELETE, not another upload's bytes.
+    expect((await t.app.request(downloadUrl, { method: 'DELETE', headers: TUS })).status).toBe(401);
+    expect((await t.app.request(downloadUrl.replace(id, `${id.slice(0, -1)}0`))).status).toBe(401);
     expect((await t.app.request(path, { method: 'DELETE', headers: { ...TUS, ...bearer } })).status).toBe(204);
   });
 
@@ -73,5 +81,77 @@ describe('the app with AUTH_JWT_SECRET', () => {
     const preflight = await t.app.request('/uploads/some-id', { method: 'OPTIONS', headers: { Origin: 'https://app.example.com', 'Access-Control-Request-Headers': 'authorization' } });
     expect(preflight.status).toBe(204);
     expect(preflight.headers.get('access-control-allow-headers')).toBe('Authorization');
+  });
+});
+
+/**
+ * An upload belongs to whoever created it: another subject's token gets 404 on every route
+ * that names it, exactly as for an id that does not exist; an admin sees all.
+ */
+describe('ownership of uploads', () => {
+  let t: TestApp;
+  const as = async (sub: string, scope?: string) => ({
+    Authorization: `Bearer ${await new SignJWT({ sub, ...(scope ? { scope } : {}) }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(new TextEncoder().encode(SECRET))}`,
+  });
+
+  beforeAll(async () => {
+    t = await createTestApp({ AUTH_JWT_SECRET: SECRET, AUTH_ADMIN_SCOPE: 'uploads:admin' });
+    await t.startBackground();
+  });
+  afterAll(() => t?.cleanup());
+
+  async function create(headers: Record<string, string>, extra: Record<string, string> = {}): Promise<string> {
+    const created = await t.app.request('/files/', { method: 'POST', headers: { ...TUS, ...headers, 'Upload-Length': '5', ...extra } });
+    expect(created.status).toBe(201);
+    return new URL(created.headers.get('location') ?? '', 'http://localhost').pathname;
+  }
+
+  it("answers 404 to another subject on HEAD, PATCH, GET, DELETE, the status resource and its events; the owner's upload is untouched", async () => {
+    const alice = await as('alice');
+    const bob = await as('bob');
+    const path = await create(alice);
+    const id = path.split('/').pop() ?? '';
+    expect((await patchUpload(t.app, path, 0, 'hel', alice)).status).toBe(204);
+
+    const attempts: [string, RequestInit][] = [
+      [path, { method: 'HEAD', headers: { ...TUS, ...bob } }],
+      [path, { method: 'PATCH', headers: { ...TUS, ...bob, 'Upload-Offset': '3', 'Content-Type': OFFSET_STREAM, 'Content-Length': '2' }, body: 'lo' }],
+      [path, { method: 'GET', headers: bob }],
+      [path, { method: 'DELETE', headers: { ...TUS, ...bob } }],
+      [`/uploads/${id}`, { method: 'GET', headers: bob }],
+      [`/uploads/${id}/events`, { method: 'GET', headers: bob }],
+    ];
+    const unknown = `/files/${'0'.repeat(32)}`;
+    for (const [url, init] of attempts) {
+      const res = await t.app.request(url, init);
+      expect(res.status, `${init.method} ${url}`).toBe(404);
+      // Exactly what an id that does not exist gets.
+      const same = await t.app.request(url.replace(id, '0'.repeat(32)).replace(path, unknown), init);
+      expect(await res.text(), `${init.method} ${url}`).toBe(await same.text());
+    }
+    // A final upload naming another subject's partial: the partial does not exist for bob.
+    const partial = await create(alice, { 'Upload-Concat': 'partial' });
+    const final = await t.app.request('/files/', { method: 'POST', headers: { ...TUS, ...bob, 'Upload-Concat': `final;${partial}` } });
+    expect(final.status).toBe(400);
+    expect(await final.text()).toMatch(/does not exist/);
+
+    // Alice's upload is as she left it, and hers to finish.
+    const head = await t.app.request(path, { method: 'HEAD', headers: { ...TUS, ...alice } });
+    expect(head.headers.get('upload-offset')).toBe('3');
+    expect((await patchUpload(t.app, path, 3, 'lo', alice)).status).toBe(204);
+    expect(await (await t.app.request(path, { headers: alice })).text()).toBe('hello');
+  });
+
+  it('lets an admin (AUTH_ADMIN_SCOPE) see and remove anyone\'s upload', async () => {
+    const path = await create(await as('carol'));
+    const admin = await as('ops', 'uploads:admin');
+    expect((await t.app.request(path, { method: 'HEAD', headers: { ...TUS, ...admin } })).status).toBe(200);
+    expect((await t.app.request(path, { method: 'DELETE', headers: { ...TUS, ...admin } })).status).toBe(204);
+  });
+
+  it('never lets a client set the owner through metadata', async () => {
+    // Keys may not contain spaces, so the stored owner key cannot be sent; an "owner" key is plain metadata.
+    const path = await create(await as('dave'), { 'Upload-Metadata': `owner ${Buffer.from('jwt:erin').toString('base64')}` });
+    expect((await t.app.request(path, { method: 'HEAD', headers: { ...TUS, ...(await as('erin')) } })).status).toBe(404);
   });
 });

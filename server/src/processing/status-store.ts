@@ -20,6 +20,8 @@ export type StatusRecord = Readonly<{
   error: string | null;
   /** A post-receive hook asked to stop this upload: further PATCHes are refused. */
   stopped?: boolean;
+  /** The upload's owner (see uploads/ownership.ts), so the record stays theirs once the upload is gone. */
+  owner?: string;
   updatedAt: string;
 }>;
 

@@ -105,7 +105,7 @@ export function demoPageRoutes({ tusPath, publicDir = fileURLToPath(new URL(`${P
       ETag: asset.etag,
       'X-Content-Type-Options': 'nosniff',
       'Content-Security-Policy': DEMO_CSP,
-      // Download links may carry ?access_token=: never send them on to another site.
+      // Download links are signed (a capability for a while): never send them on to another site.
       'Referrer-Policy': 'no-referrer',
     };
     const known = c.req.header('if-none-match');

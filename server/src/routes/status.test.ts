@@ -74,7 +74,7 @@ describe('GET /uploads/<id>', () => {
     const { id, path } = await createUpload(app.app, { 'Upload-Length': '11', 'Upload-Metadata': 'filename aGVsbG8udHh0' });
     let got = await status(app, id);
     expect(got.headers.get('cache-control')).toBe('no-store');
-    expect(got.body).toEqual({ id, state: 'uploading', offset: 0, length: 11, metadata: { filename: 'hello.txt' }, processors: {}, error: null, uploadUrl: `/files/${id}`, updatedAt: null });
+    expect(got.body).toEqual({ id, state: 'uploading', offset: 0, length: 11, metadata: { filename: 'hello.txt' }, processors: {}, error: null, uploadUrl: `/files/${id}`, downloadUrl: null, eventsUrl: `/uploads/${id}/events`, updatedAt: null });
     expect((await patchUpload(app.app, path, 0, 'hello')).status).toBe(204);
     expect((await status(app, id)).body).toMatchObject({ state: 'uploading', offset: 5 });
 

@@ -6,6 +6,9 @@ import type { AppEnv } from '../http/app-env.js';
 import type { Authenticator } from '../http/auth.js';
 import { corsHeaders } from '../http/cors.js';
 import type { StatusRecord, StatusStore, StatusState } from '../processing/status-store.js';
+import type { UrlSigner } from '../http/signed-urls.js';
+import type { Actor } from '../uploads/actor.js';
+import { mayAccess } from '../uploads/ownership.js';
 import { isComplete, type UploadState } from '../uploads/upload-state.js';
 import { plainMetadata } from '../upload-metadata.js';
 
@@ -21,6 +24,13 @@ export type UploadStatus = Readonly<{
   processors: StatusRecord['processors'];
   error: string | null;
   uploadUrl: string;
+  /**
+   * Where a browser may download the finished upload as a plain link: with authentication on,
+   * a signed link that grants that download only, for a short time (SIGNED_URL_TTL).
+   */
+  downloadUrl: string | null;
+  /** The server-sent events of this status, signed like downloadUrl (an EventSource sends no Authorization). */
+  eventsUrl: string;
   updatedAt: string | null;
 }>;
 
@@ -37,18 +47,22 @@ export const statusPath = (id: string) => `/uploads/${id}`;
  * settles. Clients poll the first or listen to the second after their last PATCH.
  */
 export type StatusRoutesDeps = Readonly<{
-  /** The upload's state from the core (404/410 as HttpError). */
-  stateOf(id: string): Promise<UploadState>;
+  /** The upload's state from the core (404/410 as HttpError), as `actor` may see it. */
+  stateOf(id: string, actor?: Actor): Promise<UploadState>;
   statuses: StatusStore;
   tusPath: string;
   cors: Config['cors'];
   isValidId(id: string): boolean;
-  /** Set when requests need a bearer token (the header, or `?access_token=` for EventSource). */
+  /** Set when requests need credentials (a token, an API key, or a link signed by `signer`). */
   authenticate?: Authenticator;
+  /** Signs the download and events links handed out; absent when authentication is off (plain paths then). */
+  signer?: UrlSigner;
 }>;
 
-export function statusRoutes({ stateOf, statuses, tusPath, cors, isValidId, authenticate }: StatusRoutesDeps) {
-  async function describe(id: string): Promise<UploadStatus> {
+export function statusRoutes({ stateOf, statuses, tusPath, cors, isValidId, authenticate, signer }: StatusRoutesDeps) {
+  const link = (path: string) => (signer ? signer.sign(path) : path);
+
+  async function describe(id: string, actor?: Actor): Promise<UploadStatus> {
     if (!isValidId(id)) throw new HttpError('ERR_UPLOAD_NOT_FOUND', 'upload not found');
     const [upload, record] = await Promise.all([
       stateOf(id).catch((error: unknown) => {
@@ -57,8 +71,9 @@ export function statusRoutes({ stateOf, statuses, tusPath, cors, isValidId, auth
       }),
       statuses.get(id),
     ]);
-    // A rejected upload may have been deleted; its status record still answers.
+    // A rejected upload may have been deleted; its status record still answers, to its owner.
     if (!upload && !record) throw new HttpError('ERR_UPLOAD_NOT_FOUND', 'upload not found');
+    if (!mayAccess({ owner: upload ? upload.owner : record?.owner }, actor)) throw new HttpError('ERR_UPLOAD_NOT_FOUND', 'upload not found');
     const state: StatusState = record?.state ?? (upload && isComplete(upload) ? 'processing' : 'uploading');
     return {
       id,
@@ -70,6 +85,8 @@ export function statusRoutes({ stateOf, statuses, tusPath, cors, isValidId, auth
       processors: record?.processors ?? {},
       error: record?.error ?? null,
       uploadUrl: `${tusPath}/${id}`,
+      downloadUrl: upload && isComplete(upload) ? link(`${tusPath}/${id}`) : null,
+      eventsUrl: link(`${statusPath(id)}/events`),
       updatedAt: record?.updatedAt ?? null,
     };
   }
@@ -92,20 +109,22 @@ export function statusRoutes({ stateOf, statuses, tusPath, cors, isValidId, auth
   });
   if (authenticate) {
     routes.use('/uploads/*', async function requireToken(c, next) {
-      const refused = await authenticate(c.req.raw);
-      if (refused) throw refused;
+      const outcome = await authenticate(c.req.raw);
+      if (outcome.refused) throw outcome.refused;
+      c.set('actor', outcome.actor);
       await next();
     });
   }
   routes.get('/uploads/:id', async (c) => {
     c.set('uploadId', c.req.param('id'));
     c.header('Cache-Control', 'no-store');
-    return c.json(await describe(c.req.param('id')));
+    return c.json(await describe(c.req.param('id'), c.get('actor')));
   });
   routes.get('/uploads/:id/events', async (c) => {
     const id = c.req.param('id');
     c.set('uploadId', id);
-    const first = await describe(id);
+    const actor = c.get('actor');
+    const first = await describe(id, actor);
     return streamSSE(c, async (stream) => {
       let last = '';
       let wake: (() => void) | undefined;
@@ -133,7 +152,7 @@ export function statusRoutes({ stateOf, statuses, tusPath, cors, isValidId, auth
             });
           }
           changed = false;
-          current = await describe(id).catch(() => current);
+          current = await describe(id, actor).catch(() => current);
         }
       } finally {
         unsubscribe();

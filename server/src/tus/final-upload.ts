@@ -1,4 +1,5 @@
 import { HttpError } from '../errors.js';
+import type { Actor } from '../uploads/actor.js';
 import { declaredSha256 } from '../uploads/declared-digest.js';
 import type { UploadCore } from '../uploads/upload-core.js';
 import { parseMetadataHeader } from '../uploads/stored-metadata.js';
@@ -36,7 +37,7 @@ function publicOrigin(request: Request, trustProxy: boolean): { host: string; pr
  * Building is part of the request: when the client hears 201, the upload is finished and
  * its processing queued.
  */
-export async function createFinalUpload(request: Request, concat: string, { core, tusPath, trustProxy }: FinalUploadContext): Promise<Response> {
+export async function createFinalUpload(request: Request, concat: string, actor: Actor | undefined, { core, tusPath, trustProxy }: FinalUploadContext): Promise<Response> {
   const origin = publicOrigin(request, trustProxy);
   const hosts = [...new Set([new URL(request.url).host, origin.host])];
   const parsed = parseConcatHeader(concat, { tusPath, hosts });
@@ -47,7 +48,7 @@ export async function createFinalUpload(request: Request, concat: string, { core
   const declared = declaredSha256(request.headers.get('repr-digest'), sent);
   if (declared instanceof HttpError) throw declared;
 
-  const { upload, finish } = await core.concatenate({ parts: parsed.parts, sent: { ...sent, declaredSha256: declared }, request: hookRequest(request) });
+  const { upload, finish } = await core.concatenate({ parts: parsed.parts, sent: { ...sent, declaredSha256: declared }, request: hookRequest(request), actor });
   await core.flushed(upload.id);
   if (finish.failure) throw finish.failure;
   if (finish.rejected) throw finish.rejected;

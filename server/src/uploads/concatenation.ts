@@ -7,6 +7,8 @@ import type { Logger } from '../logger.js';
 import type { UploadStorage } from '../storage/index.js';
 import { formatBytes } from '../units/byte-size.js';
 import type { FinishOutcome } from './upload-core.js';
+import type { Actor } from './actor.js';
+import { mayAccess } from './ownership.js';
 import type { UploadLocker } from './upload-locker.js';
 import { isFinished, uploadStateOf, type UploadState } from './upload-state.js';
 
@@ -22,6 +24,8 @@ export type FinalRequest = Readonly<{
   /** The client's metadata and declared facts, as for any creation (length and offset are computed here). */
   sent: Pick<UploadState, 'metadata' | 'binaryKeys' | 'declaredSha256'>;
   request: HookRequest;
+  /** Who asks: the partials must be theirs, and the final upload will be. */
+  actor: Actor | undefined;
 }>;
 
 /** The final upload built (or found built by an identical request before), and what its finish decided. */
@@ -33,10 +37,10 @@ export type ConcatenationDeps = Readonly<{
   logger: Logger;
   maxUploadSize: number;
   keepPartials: boolean;
-  stateOf(id: string): Promise<UploadState>;
+  stateOf(id: string, actor?: Actor): Promise<UploadState>;
   /** The partial's processing record: one that failed (its declared digest did not match) is not a piece to build with. */
   failureOf(id: string): Promise<string | undefined>;
-  beforeCreate(upload: UploadState, request: HookRequest): Promise<Record<string, string | null>>;
+  beforeCreate(upload: UploadState, request: HookRequest, actor: Actor | undefined): Promise<Record<string, string | null>>;
   created(upload: UploadState, request: HookRequest): void;
   finished(upload: UploadState, request: HookRequest): Promise<FinishOutcome>;
   /** A partial removed after its final was built: forget what the core keeps of it. */
@@ -78,12 +82,13 @@ export function createConcatenation(deps: ConcatenationDeps) {
   }
 
   /** The partials as stored, each checked: it exists, is a partial upload, and all its bytes arrived. */
-  async function checkedParts(ids: readonly string[]): Promise<UploadState[]> {
+  async function checkedParts(ids: readonly string[], actor: Actor | undefined): Promise<UploadState[]> {
     const states: UploadState[] = [];
     for (const id of ids) {
       let state: UploadState;
       try {
-        state = await deps.stateOf(id);
+        // Another subject's partial does not exist for this actor.
+        state = await deps.stateOf(id, actor);
       } catch (error) {
         if (error instanceof HttpError && error.code === 'ERR_UPLOAD_NOT_FOUND') throw invalid(`partial upload ${id} does not exist`);
         if (error instanceof HttpError && error.code === 'ERR_UPLOAD_GONE') throw invalid(`partial upload ${id} expired`);
@@ -105,10 +110,12 @@ export function createConcatenation(deps: ConcatenationDeps) {
    * mid-build, or refused by its finish (a pre-finish hook, its declared digest), kept its
    * partials: it is removed and built again from them.
    */
-  async function existingFinal(id: string): Promise<UploadState | undefined> {
+  async function existingFinal(id: string, actor: Actor | undefined): Promise<UploadState | undefined> {
     let refused: string | undefined;
     try {
       const state = await deps.stateOf(id);
+      // Built by another subject from partials this actor cannot name: never rebuilt, never shown.
+      if (!mayAccess(state, actor)) throw invalid('the partial uploads named do not exist');
       refused = isFinished(state) ? await deps.failureOf(id) : 'a build was interrupted';
       if (!refused) return state;
     } catch (error) {
@@ -148,7 +155,7 @@ export function createConcatenation(deps: ConcatenationDeps) {
   }
 
   /** Builds the final upload of `parts` (or finds it built), then finishes it like any upload. */
-  async function concatenate({ parts: ids, sent, request }: FinalRequest): Promise<FinalOutcome> {
+  async function concatenate({ parts: ids, sent, request, actor }: FinalRequest): Promise<FinalOutcome> {
     if (ids.length === 0) throw invalid('Upload-Concat: final names no partial uploads');
     if (ids.length > MAX_PARTS) throw invalid(`a final upload is made of at most ${MAX_PARTS} partial uploads, got ${ids.length}`);
     const duplicate = ids.find((id, index) => ids.indexOf(id) !== index);
@@ -158,12 +165,12 @@ export function createConcatenation(deps: ConcatenationDeps) {
     const finalLock = await acquire(finalId);
     const held: Lock[] = [];
     try {
-      const existing = await existingFinal(finalId);
+      const existing = await existingFinal(finalId, actor);
       if (existing) return { upload: existing, finish: {}, existed: true };
 
       // Locked in id order, whatever the final's order: two finals sharing partials never wait on each other in a circle.
       for (const id of [...ids].sort()) held.push(await acquire(id));
-      const parts = await checkedParts(ids);
+      const parts = await checkedParts(ids, actor);
       const length = parts.reduce((sum, part) => sum + part.offset, 0);
       // "the Server MUST respond with 413 … if the length of the upload exceeds the maximum":
       // the final upload is the upload, whatever the size of its pieces.
@@ -174,8 +181,8 @@ export function createConcatenation(deps: ConcatenationDeps) {
         );
       }
 
-      const planned: UploadState = { id: finalId, length, offset: 0, createdAt: null, concat: { kind: 'final', parts: ids }, ...sent };
-      const metadata = await deps.beforeCreate(planned, request);
+      const planned: UploadState = { id: finalId, length, offset: 0, createdAt: null, concat: { kind: 'final', parts: ids }, owner: undefined, ...sent };
+      const metadata = await deps.beforeCreate(planned, request, actor);
       const stored = await storage.datastore.create(new Upload({ id: finalId, size: length, offset: 0, metadata }));
       const created = uploadStateOf(stored);
       deps.created(created, request);

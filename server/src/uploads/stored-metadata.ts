@@ -18,7 +18,14 @@ const KEYS = {
   concat: ' concat',
   /** The sha256 the client declared for the whole upload, base64 (RFC 9530 `Repr-Digest`, or metadata `sha256`). */
   sha256: ' sha256',
+  /** Who created the upload (an Actor's subject), recorded by the server, never sent by a client. */
+  owner: ' owner',
+  /** The protocol that created the upload (`ietf`); absent for tus 1.0, which every older upload was created with. */
+  protocol: ' protocol',
 } as const;
+
+/** The protocols an upload can be created and continued with (see uploads/upload-protocol.ts). */
+export type UploadProtocol = 'tus' | 'ietf';
 
 /** What an upload is in the concatenation extension. */
 export type UploadKind = Readonly<{ kind: 'single' }> | Readonly<{ kind: 'partial' }> | Readonly<{ kind: 'final'; parts: readonly string[] }>;
@@ -34,6 +41,10 @@ export type SplitMetadata = Readonly<{
   concat: UploadKind;
   /** The declared sha256 of the whole upload, base64; undefined when none was declared. */
   declaredSha256: string | undefined;
+  /** The subject that created the upload; undefined when it was created without authentication. */
+  owner: string | undefined;
+  /** The protocol that created the upload; `tus` when the record names none. */
+  protocol?: UploadProtocol;
 }>;
 
 /** Splits a store's metadata record into the client's metadata and the core's facts. */
@@ -42,6 +53,8 @@ export function splitStoredMetadata(stored: Readonly<Record<string, string | nul
   let binaryKeys: readonly string[] = [];
   let concat = SINGLE;
   let declaredSha256: string | undefined;
+  let owner: string | undefined;
+  let protocol: UploadProtocol = 'tus';
   for (const [key, value] of Object.entries(stored ?? {})) {
     if (!key.startsWith(INTERNAL_PREFIX)) {
       metadata[key] = value;
@@ -50,8 +63,10 @@ export function splitStoredMetadata(stored: Readonly<Record<string, string | nul
     if (key === KEYS.binary && value) binaryKeys = value.split(',');
     else if (key === KEYS.concat && value) concat = parseConcat(value);
     else if (key === KEYS.sha256 && value) declaredSha256 = value;
+    else if (key === KEYS.owner && value) owner = value;
+    else if (key === KEYS.protocol && value === 'ietf') protocol = value;
   }
-  return { metadata, binaryKeys: binaryKeys.filter((key) => key in metadata), concat, declaredSha256 };
+  return { metadata, binaryKeys: binaryKeys.filter((key) => key in metadata), concat, declaredSha256, owner, protocol };
 }
 
 /** The record a store keeps: the client's metadata with the core's facts beside it. */
@@ -61,6 +76,8 @@ export function joinStoredMetadata(split: Partial<SplitMetadata> & Pick<SplitMet
   if (binary.length > 0) stored[KEYS.binary] = binary.join(',');
   if (split.concat && split.concat.kind !== 'single') stored[KEYS.concat] = formatConcat(split.concat);
   if (split.declaredSha256) stored[KEYS.sha256] = split.declaredSha256;
+  if (split.owner) stored[KEYS.owner] = split.owner;
+  if (split.protocol && split.protocol !== 'tus') stored[KEYS.protocol] = split.protocol;
   return stored;
 }
 

@@ -1,7 +1,7 @@
 import type { Upload } from '@tus/utils';
 import type { HookUpload } from '../hooks/types.js';
 import { plainMetadata } from '../upload-metadata.js';
-import { splitStoredMetadata, type UploadKind } from './stored-metadata.js';
+import { splitStoredMetadata, type UploadKind, type UploadProtocol } from './stored-metadata.js';
 
 /**
  * An upload as every protocol sees it: what the core decides on, whichever front-end
@@ -24,6 +24,10 @@ export type UploadState = Readonly<{
   concat: UploadKind;
   /** The sha256 the client declared for the whole upload (base64), checked when the last byte arrives. */
   declaredSha256: string | undefined;
+  /** Who created it (an Actor's subject); undefined when created without authentication. */
+  owner: string | undefined;
+  /** The protocol that created it, the only one that may append to it; undefined means tus 1.0. */
+  protocol?: UploadProtocol;
   /** When the upload was created (ISO 8601), when the store knows it. */
   createdAt: string | null;
 }>;
