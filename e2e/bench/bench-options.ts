@@ -9,7 +9,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --workloads LIST     any of ${WORKLOAD_NAMES.join(',')} (default: all)
                        chunked-checksum is chunked with \`Upload-Checksum: sha256\` on every PATCH (the checksum
                        extension), run on A and --extra variants only (plain @tus/server has no checksum support):
-                       compare its row with A's chunked row
+                       compare its row with A's chunked row. parallel sends the chunked workload's bytes as 4
+                       partial uploads at once, then the final upload (concatenation; A and --extra only)
   --servers LIST       any of ${SERVER_NAMES.join(', ')} (default A-file,B-file,C-file), interleaved in this order.
                        A = this server as \`npm start\` runs it, B = plain @tus/server + @tus/file-store / @tus/s3-store
                        (each B is also run a second time, B', to show the noise), C = the node:http ceiling (file only).

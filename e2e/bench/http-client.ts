@@ -8,7 +8,8 @@ import http from 'node:http';
 import { MiB } from './units.js';
 
 const payload = randomBytes(8 * MiB);
-const TUS = { 'Tus-Resumable': '1.0.0' } as const;
+export const TUS_HEADERS = { 'Tus-Resumable': '1.0.0' } as const;
+const TUS = TUS_HEADERS;
 
 export type Reply = { status: number; headers: http.IncomingHttpHeaders; body: string };
 

@@ -1,7 +1,7 @@
 /** What a workload is to the benchmark: a timed run against one fresh server, and the figures it yields. */
 import type { RunningServer, ServerRole, ServerSpec, StorageKind } from './bench-servers.js';
 
-export const WORKLOAD_NAMES = ['single', 'chunked', 'chunked-checksum', 'concurrent', 'small', 'head-one', 'head-spread', 'memory'] as const;
+export const WORKLOAD_NAMES = ['single', 'chunked', 'chunked-checksum', 'parallel', 'concurrent', 'small', 'head-one', 'head-spread', 'memory'] as const;
 export type WorkloadName = (typeof WORKLOAD_NAMES)[number];
 
 /** Opens and closes the measured window: CPU, noise and RSS are read exactly around it. */

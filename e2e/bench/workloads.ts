@@ -1,5 +1,6 @@
 /** The workloads of issue 9 at full size, or small enough for a smoke run (--quick) or the bench's own test (--tiny). */
 import { concurrentWorkload } from './workload-concurrent.js';
+import { parallelWorkload } from './workload-parallel.js';
 import { headOneWorkload, headSpreadWorkload } from './workload-head.js';
 import { smallWorkload } from './workload-small.js';
 import { chunkedChecksumWorkload, chunkedWorkload, memoryWorkload, singleWorkload } from './workload-throughput.js';
@@ -12,6 +13,7 @@ export function createWorkloads(scale: 'full' | 'quick' | 'tiny'): Record<Worklo
       single: singleWorkload(8 * MiB),
       chunked: chunkedWorkload(8 * MiB, 1 * MiB),
       'chunked-checksum': chunkedChecksumWorkload(8 * MiB, 1 * MiB),
+      parallel: parallelWorkload(8 * MiB, 4, 1 * MiB),
       concurrent: concurrentWorkload({ count: 4, size: 1 * MiB }, { count: 2, size: 1 * MiB }),
       small: smallWorkload(50, 16 * 1024, 8),
       'head-one': headOneWorkload(16, 100, 300),
@@ -24,6 +26,7 @@ export function createWorkloads(scale: 'full' | 'quick' | 'tiny'): Record<Worklo
       single: singleWorkload(64 * MiB),
       chunked: chunkedWorkload(64 * MiB, 8 * MiB),
       'chunked-checksum': chunkedChecksumWorkload(64 * MiB, 8 * MiB),
+      parallel: parallelWorkload(64 * MiB, 4, 8 * MiB),
       concurrent: concurrentWorkload({ count: 16, size: 4 * MiB }, { count: 4, size: 8 * MiB }),
       small: smallWorkload(200, 16 * 1024, 32),
       'head-one': headOneWorkload(64, 300, 1000),
@@ -35,6 +38,7 @@ export function createWorkloads(scale: 'full' | 'quick' | 'tiny'): Record<Worklo
     single: singleWorkload(1 * GiB),
     chunked: chunkedWorkload(512 * MiB, 8 * MiB),
     'chunked-checksum': chunkedChecksumWorkload(512 * MiB, 8 * MiB),
+    parallel: parallelWorkload(512 * MiB, 4, 8 * MiB),
     concurrent: concurrentWorkload({ count: 64, size: 16 * MiB }, { count: 16, size: 16 * MiB }),
     small: smallWorkload(2000, 16 * 1024, 32),
     'head-one': headOneWorkload(64, 1000, 5000),
