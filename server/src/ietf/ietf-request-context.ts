@@ -33,7 +33,8 @@ export function hasContent(raw: Request, contentLength: number | undefined): boo
 
 /** The request body, fed as the store reads it, cut (keeping what arrived) as UploadBody knows how. */
 export function openBody(deps: IetfDeps, request: IetfRequest, id: string): { body: UploadBody; untrack: () => void } {
-  const body = new UploadBody(bodySource(request.c), deps.config.server.idleTimeoutMs);
+  const { idleTimeoutMs, minUploadRate } = deps.config.server;
+  const body = new UploadBody(bodySource(request.c), idleTimeoutMs, undefined, minUploadRate);
   const untrack = deps.lifecycle.track(body, id);
   return { body, untrack };
 }
