@@ -17,7 +17,9 @@ import type { Processor } from './processing/processors/types.js';
 import { demoPageRoutes } from './routes/demo-page.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { statusRoutes } from './routes/status.js';
+import { createFreeSpace } from './storage/free-space.js';
 import type { UploadStorage } from './storage/index.js';
+import { isStorageFull, storageFull } from './storage/storage-errors.js';
 import { createExpirySweeper, type ExpirySweeper } from './tus/expiry-sweeper.js';
 import { uploadLifecycle } from './tus/upload-lifecycle.js';
 import { isValidUploadId } from './tus/upload-id.js';
@@ -82,7 +84,12 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
     deleteRejected: config.processing.deleteRejected,
     locker,
   });
-  const core = createUploadCore({ config, storage, locker, hooks, processing, statuses: state.statuses, lifecycle, logger });
+  // Where new uploads' bytes land: the data directory, or with S3 the part buffers.
+  const freeSpace = createFreeSpace({
+    directory: config.storage.kind === 's3' ? config.storage.tempDirectory : config.storage.directory,
+    minimumBytes: config.freeSpace.minimumBytes,
+  });
+  const core = createUploadCore({ config, storage, locker, hooks, processing, statuses: state.statuses, lifecycle, logger, freeSpace });
   const events = uploadLifecycle(core);
   const { tus } = createTusServer({ config, storage, logger, locker, callbacks: events.options });
   events.listen(tus);
@@ -104,7 +111,7 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
       isWithinPath(rawPath, config.tus.path) ? uploadNotFound(config.cors, c.req.raw) : errorResponse(new HttpError('ERR_NOT_FOUND', 'no such resource')),
     ),
   );
-  app.route('/', healthRoutes({ storage, services: deps.services, lifecycle, logger }));
+  app.route('/', healthRoutes({ storage, services: deps.services, lifecycle, logger, freeSpace }));
   app.use(rejectWhileDraining(lifecycle));
   app.route('/', statusRoutes({ stateOf: core.stateOf, statuses: state.statuses, tusPath: config.tus.path, cors: config.cors, isValidId: isValidUploadId, authenticate }));
   // Exact GET routes (`/`, `/demo/<asset>`): ahead of the tus routes so TUS_PATH=/demo cannot hide the page.
@@ -114,6 +121,11 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
   app.notFound(() => errorResponse(new HttpError('ERR_NOT_FOUND', 'no such resource')));
   app.onError((error, c) => {
     if (error instanceof HttpError) return errorResponse(error);
+    // Before the outage check, which would call MinIO's 507 a 503.
+    if (isStorageFull(error)) {
+      logger.error({ err: error, method: c.req.method, path: c.req.path, uploadId: c.get('uploadId') }, 'storage full');
+      return errorResponse(storageFull());
+    }
     if (isServiceUnavailable(error)) {
       logger.error({ err: error, method: c.req.method, path: c.req.path, uploadId: c.get('uploadId') }, 'storage or shared state unavailable');
       return errorResponse(serviceUnavailable());

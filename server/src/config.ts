@@ -82,6 +82,8 @@ const envSchema = z.object({
   }),
   /** Directory for uploads with the file storage; with S3, the local directory for processing state and part buffers. @default ./data/uploads */
   STORAGE_DIR: z.string().min(1, 'expected a directory path').default('./data/uploads'),
+  /** Free space STORAGE_DIR must keep (with S3, where parts are buffered): below it new uploads get 507 and /readyz 503, uploads in progress may finish; 0 disables. @default 1GiB */
+  MIN_FREE_SPACE: byteSize('1GiB or 500MB, or 0 to disable').default(1024 ** 3),
   /** Storage kind: file (local disk) or s3 (an S3-compatible bucket). @default file */
   STORAGE: z.enum(STORAGE_KINDS, { error: (issue) => `expected one of: ${STORAGE_KINDS.join(', ')}, got "${String(issue.input)}"` }).default('file'),
   /** Bucket that holds the uploads; required with STORAGE=s3. @default (none) */
@@ -220,6 +222,8 @@ export type Config = Readonly<{
   storage: FileStorageConfig | S3StorageConfig;
   cors: Readonly<{ origins: '*' | readonly string[] }>;
   log: Readonly<{ level: LogLevel }>;
+  /** Free bytes the storage directory keeps before new uploads are refused; 0: no check. */
+  freeSpace: Readonly<{ minimumBytes: number }>;
   hooks: Readonly<{
     http: Readonly<{ url: string; secret: string; timeoutMs: number }> | undefined;
     /** Time limit of blocking hooks, HTTP or library. */
@@ -327,6 +331,7 @@ export function parseConfig(env: Env, cwd = process.cwd(), readFile: ReadSecretF
     storage,
     cors: { origins: e.CORS_ORIGINS },
     log: { level: e.LOG_LEVEL },
+    freeSpace: { minimumBytes: e.MIN_FREE_SPACE },
     hooks: {
       http: e.HOOKS_URL && e.HOOKS_SECRET ? { url: e.HOOKS_URL, secret: e.HOOKS_SECRET, timeoutMs: e.HOOKS_TIMEOUT } : undefined,
       timeoutMs: e.HOOKS_TIMEOUT,

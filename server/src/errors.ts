@@ -43,6 +43,8 @@ export const ERROR_CODES = {
   ERR_HOOK_TIMEOUT: 504,
   ERR_SERVER_SHUTTING_DOWN: 503,
   ERR_STORAGE_UNAVAILABLE: 503,
+  /** The disk (or the S3 bucket's quota) is full, or free space is below MIN_FREE_SPACE: "507 Insufficient Storage" (RFC 4918). */
+  ERR_STORAGE_FULL: 507,
   ERR_UNAUTHORIZED: 401,
   ERR_AUTH_UNAVAILABLE: 503,
   ERR_SERVICE_UNAVAILABLE: 503,

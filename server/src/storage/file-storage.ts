@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { FileStore } from '@tus/file-store';
 import { ERRORS, isPathInsideDirectory, type Upload } from '@tus/utils';
 import { AtomicFileKvStore } from './atomic-file-kv-store.js';
-import { toHttpError } from './storage-errors.js';
+import { isStorageFull, toHttpError } from './storage-errors.js';
 import type { ByteRange, UploadStorage } from './types.js';
 import { isComplete, uploadStateOf } from '../uploads/upload-state.js';
 
@@ -47,6 +47,19 @@ class TrackedFileStore extends FileStore {
 
   settledPath(id: string): string {
     return markerPath(this.root, SETTLED_DIR, id);
+  }
+
+  /**
+   * @tus/file-store turns every write failure into FILE_WRITE_ERROR, but a full disk deserves
+   * its own answer (507): its pipeline destroyed our source with the real error. The bytes
+   * written before it stay in the file, and the file's size is the offset HEAD reports.
+   */
+  override async write(readable: Readable, id: string, offset: number): Promise<number> {
+    try {
+      return await super.write(readable, id, offset);
+    } catch (error) {
+      throw error === ERRORS.FILE_WRITE_ERROR && isStorageFull(readable.errored) ? readable.errored : error;
+    }
   }
 
   /** The settled marker goes with the upload, so an id used again is processed again. */

@@ -72,9 +72,12 @@ const NEXT_PART_METADATA = 'tus-next-part';
 
 type TrailingPart = Readonly<{ size: number; nextPart: number | undefined }>;
 
-/** `<id>.part`'s bytes are already inside an uploaded part (a crash kept it after that upload). */
+/**
+ * `<id>.part`'s bytes do not follow the parts: they are already inside an uploaded part (a
+ * crash kept it after that upload), or they begin a part past a gap (a part before it failed).
+ */
 const isConsumed = (trailing: TrailingPart, parts: readonly Part[]) =>
-  trailing.nextPart !== undefined && parts.some((part) => (part.PartNumber ?? 0) >= (trailing.nextPart ?? Infinity));
+  trailing.nextPart !== undefined && trailing.nextPart !== (parts.at(-1)?.PartNumber ?? 0) + 1;
 
 const ignoreNotFound = (error: unknown) => {
   if (!isS3NotFound(error)) throw error;
@@ -408,7 +411,13 @@ export class PrefixedS3Store extends S3Store {
       if (!data.IsTruncated || !data.NextPartNumberMarker) break;
       marker = data.NextPartNumberMarker;
     }
-    return parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+    parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+    // A part that failed (a bucket past its quota) while later parts of the same request went
+    // up leaves a gap, and bytes after it that are not where their part numbers say. Only the
+    // run from part 1 counts: the offset stays exact, the next PATCH writes the missing part
+    // and overwrites the later ones, and a completion leaves out any still stale.
+    const gap = parts.findIndex((part, index) => part.PartNumber !== index + 1);
+    return gap === -1 ? parts : parts.slice(0, gap);
   }
 
   /**

@@ -91,6 +91,24 @@ describe('translateTusError', () => {
     expect(mapped?.headers['Retry-After']).toBeDefined();
   });
 
+  /** What the SDK raises for an S3 error answer (the shape recorded from Ceph RGW for a bucket past its quota). */
+  const s3Failure = (name: string, status: number) =>
+    Object.assign(new Error('UnknownError'), { name, Code: name, $fault: status >= 500 ? 'server' : 'client', $metadata: { httpStatusCode: status, attempts: 1 } });
+  it.each([
+    ['ENOSPC from the file store (the real error, as the PATCH on a full tmpfs gave it)', Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' })],
+    ['EDQUOT', Object.assign(new Error('EDQUOT: disk quota exceeded'), { code: 'EDQUOT' })],
+    ['ENOSPC wrapped as a cause', new Error('could not queue processing', { cause: Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' }) })],
+    ['Ceph RGW QuotaExceeded (403)', s3Failure('QuotaExceeded', 403)],
+    ['MinIO XMinioAdminBucketQuotaExceeded (400)', s3Failure('XMinioAdminBucketQuotaExceeded', 400)],
+    ['MinIO XMinioStorageFull (507), not an outage', s3Failure('XMinioStorageFull', 507)],
+  ])('answers a full storage (%s) with 507 ERR_STORAGE_FULL and Retry-After', (_label, error) => {
+    const mapped = translateTusError(error, noHeaders, MAX);
+    expect(mapped?.status).toBe(507);
+    expect(mapped?.code).toBe('ERR_STORAGE_FULL');
+    expect(mapped?.headers['Retry-After']).toBe('30');
+    expect(mapped?.body).toMatch(/^ERR_STORAGE_FULL: /);
+  });
+
   it('leaves an AbortError that is not from Redis (a client gone) to the generic handling', () => {
     expect(translateTusError(new DOMException('The operation was aborted.', 'AbortError'), noHeaders, MAX)).toBeUndefined();
   });

@@ -1,5 +1,6 @@
 import { ERRORS } from '@tus/utils';
 import { HttpError, isServiceUnavailable, serviceUnavailable, type ErrorCode } from '../errors.js';
+import { isStorageFull, storageFull } from '../storage/storage-errors.js';
 import { formatBytes } from '../units/byte-size.js';
 
 type TusErrorName = keyof typeof ERRORS;
@@ -49,6 +50,8 @@ function requestedSize(headers: Headers): number | undefined {
  */
 export function translateTusError(error: unknown, headers: Headers, maxUploadSize: number): HttpError | undefined {
   if (error instanceof HttpError) return error;
+  // ENOSPC under STORAGE_DIR, a bucket past its quota: 507, before the 5xx check below calls it an outage.
+  if (isStorageFull(error)) return storageFull();
   const name = tusErrorName(error);
   if (name === 'ERR_MAX_SIZE_EXCEEDED') {
     const size = requestedSize(headers);

@@ -11,6 +11,7 @@ import { errorResponse } from '../http/error-response.js';
 import type { ServerLifecycle } from '../http/lifecycle.js';
 import { serveDownload } from '../routes/download.js';
 import type { UploadStorage } from '../storage/index.js';
+import { isStorageFull, storageFull } from '../storage/storage-errors.js';
 import type { UploadCore } from '../uploads/upload-core.js';
 import { TUS_CHECKSUM_ALGORITHM } from './checksum-algorithms.js';
 import { createChecksumStaging } from './checksum-staging.js';
@@ -126,6 +127,7 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
         return response;
       } catch (error) {
         if (error instanceof HttpError) return fail(error);
+        if (isStorageFull(error)) return fail(storageFull());
         if (isServiceUnavailable(error)) return fail(serviceUnavailable());
         throw error;
       }
@@ -156,6 +158,8 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
       if (invalid?.[1]) response = fail(new HttpError('ERR_INVALID_REQUEST', `malformed ${invalid[1].split(' ').join(', ')} header`));
       // onResponseError cannot set headers: a 503 it mapped (S3 or Redis not answering) gets its Retry-After here.
       if (response.status === 503 && !response.headers.has('retry-after')) response.headers.set('Retry-After', serviceUnavailable().headers['Retry-After'] ?? '5');
+      // And a 507 (storage full) its own.
+      if (response.status === 507 && !response.headers.has('retry-after')) response.headers.set('Retry-After', storageFull().headers['Retry-After'] ?? '30');
     } finally {
       untrack?.();
       verified?.dispose();

@@ -9,6 +9,7 @@ import type { Processing } from '../processing/processing-service.js';
 import type { StreamedDigest } from '../processing/processors/types.js';
 import type { StatusStore } from '../processing/status-store.js';
 import type { UploadStorage } from '../storage/index.js';
+import type { FreeSpace } from '../storage/free-space.js';
 import { checkDeclaredDigest, markDigestMismatch } from './declared-digest-check.js';
 import { createConcatenation } from './concatenation.js';
 import { markRejected } from './rejection.js';
@@ -26,6 +27,8 @@ export type UploadCoreDeps = Readonly<{
   statuses: StatusStore;
   lifecycle: ServerLifecycle;
   logger: Logger;
+  /** Refuses new uploads while storage is low (MIN_FREE_SPACE). */
+  freeSpace?: FreeSpace;
 }>;
 
 /** What the finish path decided: the front-end answers with it. */
@@ -43,7 +46,7 @@ const uploadStopped = () => new HttpError('ERR_UPLOAD_STOPPED', 'this upload was
  * (tus 1.0 on @tus/server today) only translate HTTP into these calls and back.
  * Inputs and outputs are plain data: an UploadState, a HookRequest, never a Request.
  */
-export function createUploadCore({ config, storage, locker, hooks, processing, statuses, lifecycle, logger }: UploadCoreDeps) {
+export function createUploadCore({ config, storage, locker, hooks, processing, statuses, lifecycle, logger, freeSpace }: UploadCoreDeps) {
   const expiryMs = config.tus.uploadExpiryMs;
   /** Ids whose processing this process already queued: a HEAD poll on a finished upload costs no queue write. */
   const ensured = new Set<string>();
@@ -86,6 +89,8 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
    * the metadata (the hook's, if it set some) with the core's facts beside it.
    */
   async function beforeCreate(upload: UploadState, request: HookRequest): Promise<Record<string, string | null>> {
+    // Low on space: no new upload starts (507), so the ones in progress can finish.
+    await freeSpace?.refuseNewUploadIfLow();
     const info = hookUploadOf(upload);
     const ruled = applyCreationRules(config.validation, info.metadata);
     const result = await hooks.runBlocking('pre-create', { type: 'pre-create', upload: { ...info, metadata: ruled }, request });
