@@ -11,6 +11,9 @@ import { errorResponse } from './http/error-response.js';
 import { ServerLifecycle } from './http/lifecycle.js';
 import { requestLog } from './http/request-log.js';
 import type { Logger } from './logger.js';
+import { instrumentLocker } from './metrics/instrument-locker.js';
+import { createMetrics, type Metrics } from './metrics/metrics.js';
+import { metricsRoutes } from './metrics/metrics-route.js';
 import { createProcessingState, defaultProcessors, type ProcessingStores } from './processing/index.js';
 import { createProcessing, type Processing } from './processing/processing-service.js';
 import type { Processor } from './processing/processors/types.js';
@@ -51,6 +54,8 @@ export type UploadServerApp = Readonly<{
   sweeper: ExpirySweeper;
   processing: Processing;
   state: ProcessingStores;
+  /** This app's Prometheus metrics (GET /metrics); other parts count into it. */
+  metrics: Metrics;
   /** Starts background work: the job queue, the first processing sweep, the expiry timer. */
   startBackground(): Promise<void>;
   /** Stops background work and waits for running jobs. */
@@ -63,6 +68,8 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
   // One instance sees every change: its readers (HEAD, GET, status) answer from memory.
   const storage = config.redis ? deps.storage : cacheUploadStates(deps.storage);
   const lifecycle = new ServerLifecycle();
+  const metrics = createMetrics({ uploadsInProgress: () => lifecycle.activeUploads });
+  deps.storage.observeRequests?.(metrics.s3Request);
   const state = deps.state ?? createProcessingState(config, logger, storage);
   const hooks = createHookDispatcher({
     handlers: deps.hooks ?? {},
@@ -70,10 +77,11 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
     blockingTimeoutMs: config.hooks.timeoutMs,
     queue: state.queue,
     logger,
+    metrics,
     // The core is built below, on this dispatcher; stop requests come only once requests flow.
     onStopUpload: (uploadId) => core.stop(uploadId),
   });
-  const locker = deps.locker ?? createMemoryLocker();
+  const locker = instrumentLocker(deps.locker ?? createMemoryLocker(), metrics);
   const processing = createProcessing({
     storage,
     queue: state.queue,
@@ -83,13 +91,14 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
     logger,
     deleteRejected: config.processing.deleteRejected,
     locker,
+    metrics,
   });
   // Where new uploads' bytes land: the data directory, or with S3 the part buffers.
   const freeSpace = createFreeSpace({
     directory: config.storage.kind === 's3' ? config.storage.tempDirectory : config.storage.directory,
     minimumBytes: config.freeSpace.minimumBytes,
   });
-  const core = createUploadCore({ config, storage, locker, hooks, processing, statuses: state.statuses, lifecycle, logger, freeSpace });
+  const core = createUploadCore({ config, storage, locker, hooks, processing, statuses: state.statuses, lifecycle, logger, freeSpace, metrics });
   const events = uploadLifecycle(core);
   const { tus } = createTusServer({ config, storage, logger, locker, callbacks: events.options });
   events.listen(tus);
@@ -100,11 +109,12 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
     expiryMs: config.tus.uploadExpiryMs,
     intervalMs: config.tus.expirySweepIntervalMs,
     afterSweep: () => processing.reconcile().then(() => undefined),
+    metrics,
   });
 
   const authenticate = createAuthenticator(config.auth);
   const app = new Hono<AppEnv>();
-  app.use(requestLog(logger));
+  app.use(requestLog(logger, metrics));
   // Before every route: a dot segment in the raw path (`/files/%2e%2e`) would be routed by the resolved one.
   app.use(
     rejectDotSegments((c, rawPath) =>
@@ -112,6 +122,8 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
     ),
   );
   app.route('/', healthRoutes({ storage, services: deps.services, lifecycle, logger, freeSpace }));
+  // Beside the health routes: not behind the uploads' authentication, and answering while draining.
+  app.route('/', metricsRoutes({ metrics, token: config.metrics.token }));
   app.use(rejectWhileDraining(lifecycle));
   app.route('/', statusRoutes({ stateOf: core.stateOf, statuses: state.statuses, tusPath: config.tus.path, cors: config.cors, isValidId: isValidUploadId, authenticate }));
   // Exact GET routes (`/`, `/demo/<asset>`): ahead of the tus routes so TUS_PATH=/demo cannot hide the page.
@@ -141,6 +153,7 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
     sweeper,
     processing,
     state,
+    metrics,
     async startBackground() {
       state.queue.start({
         run: (job) => (job.kind === 'process-upload' ? processing.run(job) : hooks.deliver(job)),

@@ -159,6 +159,8 @@ const envSchema = z.object({
   }),
   /** pino log level. @default info */
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: (issue) => `expected one of: ${LOG_LEVELS.join(', ')}, got "${String(issue.input)}"` }).default('info'),
+  /** Bearer token a Prometheus scraper must send to GET /metrics (16+ characters); unset leaves /metrics open. @default (none) */
+  METRICS_TOKEN: z.string().min(16, 'expected a token of at least 16 characters').optional(),
   /** How long shutdown waits for in-flight requests before exiting. @default 30s */
   SHUTDOWN_TIMEOUT: duration('30s', { allowZero: false }).default(30_000),
   /** An upload request that sends no byte for this long is ended; what arrived is kept. @default 60s */
@@ -222,6 +224,8 @@ export type Config = Readonly<{
   storage: FileStorageConfig | S3StorageConfig;
   cors: Readonly<{ origins: '*' | readonly string[] }>;
   log: Readonly<{ level: LogLevel }>;
+  /** GET /metrics needs `Authorization: Bearer <token>` when set. */
+  metrics: Readonly<{ token: string | undefined }>;
   /** Free bytes the storage directory keeps before new uploads are refused; 0: no check. */
   freeSpace: Readonly<{ minimumBytes: number }>;
   hooks: Readonly<{
@@ -331,6 +335,7 @@ export function parseConfig(env: Env, cwd = process.cwd(), readFile: ReadSecretF
     storage,
     cors: { origins: e.CORS_ORIGINS },
     log: { level: e.LOG_LEVEL },
+    metrics: { token: e.METRICS_TOKEN },
     freeSpace: { minimumBytes: e.MIN_FREE_SPACE },
     hooks: {
       http: e.HOOKS_URL && e.HOOKS_SECRET ? { url: e.HOOKS_URL, secret: e.HOOKS_SECRET, timeoutMs: e.HOOKS_TIMEOUT } : undefined,

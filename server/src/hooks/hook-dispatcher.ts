@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { HttpError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { Job, JobQueue } from '../processing/job-queue.js';
 import { createKeyedSequence } from '../shared/keyed-sequence.js';
 import { withTimeout } from '../shared/with-timeout.js';
@@ -21,6 +22,8 @@ export type HookDispatcherDeps = Readonly<{
   onStopUpload(uploadId: string): Promise<void>;
   /** How long a blocking library handler may take (HOOKS_TIMEOUT; HTTP hooks use their own). */
   blockingTimeoutMs?: number;
+  /** Counts calls and failures per hook (tus_hook_invocations_total, tus_hook_errors_total). */
+  metrics?: Pick<Metrics, 'hookCalled' | 'hookFailed'>;
 }>;
 
 const MAX_MESSAGE = 500;
@@ -71,7 +74,7 @@ function messageOf(body: string): string {
  * upload are enqueued in the order they happen (a per-upload chain), and each target gets
  * its own queue group, so a failing HOOKS_URL never delays the library handler.
  */
-export function createHookDispatcher({ handlers, http, queue, logger, onStopUpload, blockingTimeoutMs = 5_000 }: HookDispatcherDeps) {
+export function createHookDispatcher({ handlers, http, queue, logger, onStopUpload, blockingTimeoutMs = 5_000, metrics }: HookDispatcherDeps) {
   /** Notifications of one upload are queued in the order they happen. */
   const notifications = createKeyedSequence();
 
@@ -90,9 +93,11 @@ export function createHookDispatcher({ handlers, http, queue, logger, onStopUplo
     const handler = handlers[type] as ((e: HookEvent) => Promise<BlockingHookResult | void> | BlockingHookResult | void) | undefined;
     if (handler) {
       let result: BlockingHookResult | void;
+      metrics?.hookCalled(type);
       try {
         result = await withTimeout(Promise.resolve(handler(current)), blockingTimeoutMs, () => new HookTimeoutError(blockingTimeoutMs));
       } catch (error) {
+        metrics?.hookFailed(type);
         logger.error({ err: error, hook: type, uploadId: event.upload.id }, 'hook handler failed');
         if (error instanceof HookTimeoutError) throw new HttpError('ERR_HOOK_TIMEOUT', `the ${type} hook did not answer in time; try again later`);
         throw new HttpError('ERR_HOOK_FAILED', `the ${type} hook failed; try again later`, {}, 500);
@@ -106,6 +111,7 @@ export function createHookDispatcher({ handlers, http, queue, logger, onStopUplo
     }
     if (http) {
       let reply;
+      metrics?.hookCalled(type);
       try {
         // One immediate retry when the connection itself failed (a keep-alive socket the
         // receiver had just closed); a timeout or an HTTP answer is final.
@@ -117,6 +123,7 @@ export function createHookDispatcher({ handlers, http, queue, logger, onStopUplo
         if (error instanceof HookHttpError && error.status >= 400 && error.status <= 499) {
           throw rejection(type, { status: error.status, message: messageOf(error.responseBody) || `rejected by the ${type} hook` });
         }
+        metrics?.hookFailed(type);
         logger.error({ err: error, hook: type, uploadId: event.upload.id }, 'hook endpoint failed');
         if (error instanceof HookTimeoutError) throw new HttpError('ERR_HOOK_TIMEOUT', `the ${type} hook did not answer in time; try again later`);
         throw new HttpError('ERR_HOOK_FAILED', `the ${type} hook failed; try again later`);
@@ -148,8 +155,19 @@ export function createHookDispatcher({ handlers, http, queue, logger, onStopUplo
   /** Waits until every notification of this upload so far is durably queued. */
   const flush = (uploadId: string): Promise<void> => notifications.settled(uploadId);
 
-  /** Runs one queued delivery (the queue retries it when this throws). */
+  /** Runs one queued delivery (the queue retries it when this throws); each attempt is counted. */
   async function deliver(job: Job): Promise<void> {
+    const { type } = (job.payload as HookDelivery).event;
+    metrics?.hookCalled(type);
+    try {
+      await deliverOnce(job);
+    } catch (error) {
+      metrics?.hookFailed(type);
+      throw error;
+    }
+  }
+
+  async function deliverOnce(job: Job): Promise<void> {
     const { target, deliveryId, event } = job.payload as HookDelivery;
     let stop: boolean;
     if (target === 'library') {

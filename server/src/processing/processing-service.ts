@@ -3,6 +3,7 @@ import { HttpError } from '../errors.js';
 import type { HookDispatcher } from '../hooks/hook-dispatcher.js';
 import type { HookUpload } from '../hooks/types.js';
 import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { UploadStorage } from '../storage/index.js';
 import { removeUpload } from '../uploads/remove-upload.js';
 import { hookUploadOf, isComplete, isFinished, uploadStateOf } from '../uploads/upload-state.js';
@@ -22,6 +23,8 @@ export type ProcessingDeps = Readonly<{
   deleteRejected: boolean;
   /** The upload lock the requests take (app.ts passes the app's): deleting a rejected upload holds it. Needed with deleteRejected. */
   locker?: Locker;
+  /** Counts end states and times runs (tus_processing_jobs_total, tus_processing_duration_seconds). */
+  metrics?: Pick<Metrics, 'processingEnded' | 'processingDuration'>;
 }>;
 
 export const processingKey = (id: string) => `process:${id}`;
@@ -47,7 +50,7 @@ const now = () => new Date().toISOString();
  * - `dead(job)` records `failed` with the reason after the last attempt;
  * - every end state is announced through the post-process hook.
  */
-export function createProcessing({ storage, queue, statuses, processors, hooks, logger, deleteRejected, locker }: ProcessingDeps) {
+export function createProcessing({ storage, queue, statuses, processors, hooks, logger, deleteRejected, locker, metrics }: ProcessingDeps) {
   // A removal without the lock could run under a PATCH or a DELETE of the same upload.
   if (deleteRejected && !locker) throw new Error('createProcessing: deleteRejected needs the upload locker');
   /** `streamed`: the digest computed while the bytes arrived, carried durably in the job. */
@@ -91,11 +94,14 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
   }
 
   async function run(job: Job): Promise<void> {
+    const stopTimer = metrics?.processingDuration.startTimer();
     try {
       await processUpload(job);
     } catch (error) {
       if (!(error instanceof UploadTerminated)) throw error;
       logger.info({ uploadId: error.uploadId }, 'upload terminated during processing; stopped');
+    } finally {
+      stopTimer?.();
     }
   }
 
@@ -190,6 +196,7 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
       }
     }
     await settle(id, info, 'done', null, { mustExist: true });
+    metrics?.processingEnded('done');
     logger.info({ uploadId: id, size }, 'upload processed');
   }
 
@@ -200,6 +207,7 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
       await removeUpload(storage, locker, id).catch((error: unknown) => logger.error({ err: error, uploadId: id }, 'could not delete a rejected upload'));
     }
     await settle(id, info, 'rejected', reason, { mustExist: true, stored: !deleteRejected });
+    metrics?.processingEnded('rejected');
   }
 
   async function dead(job: Job, error: unknown): Promise<void> {
@@ -208,6 +216,7 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
     const upload = await storage.getUpload(id).catch(() => undefined);
     const info = upload ? hookUpload(upload) : { id, size: null, offset: 0, metadata: {}, createdAt: null };
     await settle(id, info, 'failed', reason, { stored: upload !== undefined });
+    metrics?.processingEnded('failed');
   }
 
   /**

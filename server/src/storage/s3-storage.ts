@@ -607,6 +607,30 @@ function failFastOnTimeout(client: S3): void {
     }));
 }
 
+/**
+ * Times every call of the client (the command's whole life, retries included, until its
+ * answer's headers arrive) for whoever observes: the app's metrics. Registered once here;
+ * the returned function sets the observer.
+ */
+function reportCallDurations(client: S3): NonNullable<UploadStorage['observeRequests']> {
+  let observer: ((operation: string, seconds: number) => void) | undefined;
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (!observer) return next(args);
+      const started = performance.now();
+      try {
+        return await next(args);
+      } finally {
+        observer(context.commandName ?? 'unknown', (performance.now() - started) / 1000);
+      }
+    },
+    { step: 'initialize', name: 'reportCallDurations' },
+  );
+  return (next) => {
+    observer = next;
+  };
+}
+
 const isTimeout = (error: unknown) => error instanceof Error && error.name === 'TimeoutError';
 
 const seconds = (ms: number) => `${ms / 1000} s`;
@@ -634,6 +658,7 @@ export async function createS3Storage(options: S3StorageOptions): Promise<Upload
   const store = new PrefixedS3Store(options);
   const s3 = store.s3;
   const bucket = config.bucket;
+  const observeRequests = reportCallDurations(s3);
 
   /**
    * Ids of the objects directly under `prefix` whose names end with `suffix`, 1,000 per
@@ -658,6 +683,7 @@ export async function createS3Storage(options: S3StorageOptions): Promise<Upload
   return {
     kind: 's3',
     datastore: store,
+    observeRequests,
     getUpload: (id) => store.storedUpload(id).catch(toHttpError),
 
     async read(id: string, range?: ByteRange): Promise<Readable> {

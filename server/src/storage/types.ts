@@ -55,6 +55,8 @@ export interface UploadStorage {
   expire(id: string): Promise<void>;
   /** Throws with a reason when the storage cannot take writes. */
   checkReady(): Promise<void>;
+  /** Reports each call the store makes to its service (S3: by command name) and how long it took, for metrics; absent for file storage. */
+  observeRequests?(observer: (operation: string, seconds: number) => void): void;
 }
 
 /** Small JSON documents, one per upload id, stored with the uploads (see UploadStorage.records). */

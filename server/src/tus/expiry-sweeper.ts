@@ -1,5 +1,6 @@
 import type { Locker } from '@tus/utils';
 import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { UploadStorage } from '../storage/index.js';
 import { isComplete, isExpired, uploadStateOf } from '../uploads/upload-state.js';
 
@@ -11,6 +12,8 @@ export type ExpirySweeperDeps = Readonly<{
   intervalMs: number;
   /** Other periodic housekeeping that rides on the same timer (the processing sweep). */
   afterSweep?: () => Promise<void>;
+  /** Counts the uploads removed (tus_uploads_expired_total). */
+  metrics?: Pick<Metrics, 'uploadsExpired'>;
 }>;
 
 const LOCK_WAIT_MS = 10_000;
@@ -22,7 +25,7 @@ const LOCK_WAIT_MS = 10_000;
  * from the stored bytes instead. Each removal holds the upload's lock, so an upload
  * that is being written is never deleted under a PATCH.
  */
-export function createExpirySweeper({ storage, locker, logger, expiryMs, intervalMs, afterSweep }: ExpirySweeperDeps) {
+export function createExpirySweeper({ storage, locker, logger, expiryMs, intervalMs, afterSweep, metrics }: ExpirySweeperDeps) {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<number> | undefined;
 
@@ -36,6 +39,7 @@ export function createExpirySweeper({ storage, locker, logger, expiryMs, interva
       const current = await storage.getUpload(id);
       if (isComplete(uploadStateOf(current))) return false;
       await storage.expire(id);
+      metrics?.uploadsExpired.inc();
       logger.info({ uploadId: id, offset: current.offset, size: current.size }, 'expired unfinished upload removed');
       return true;
     } finally {

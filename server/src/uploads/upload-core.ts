@@ -5,6 +5,7 @@ import type { HookDispatcher } from '../hooks/hook-dispatcher.js';
 import type { HookRequest, HookUpload } from '../hooks/types.js';
 import type { ServerLifecycle } from '../http/lifecycle.js';
 import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { Processing } from '../processing/processing-service.js';
 import type { StreamedDigest } from '../processing/processors/types.js';
 import type { StatusStore } from '../processing/status-store.js';
@@ -27,6 +28,8 @@ export type UploadCoreDeps = Readonly<{
   statuses: StatusStore;
   lifecycle: ServerLifecycle;
   logger: Logger;
+  /** Counts creations, finishes and terminations; optional so a core built without metrics (tests) works. */
+  metrics?: Pick<Metrics, 'uploadsCreated' | 'uploadsFinished' | 'uploadsTerminated'>;
   /** Refuses new uploads while storage is low (MIN_FREE_SPACE). */
   freeSpace?: FreeSpace;
 }>;
@@ -46,7 +49,7 @@ const uploadStopped = () => new HttpError('ERR_UPLOAD_STOPPED', 'this upload was
  * (tus 1.0 on @tus/server today) only translate HTTP into these calls and back.
  * Inputs and outputs are plain data: an UploadState, a HookRequest, never a Request.
  */
-export function createUploadCore({ config, storage, locker, hooks, processing, statuses, lifecycle, logger, freeSpace }: UploadCoreDeps) {
+export function createUploadCore({ config, storage, locker, hooks, processing, statuses, lifecycle, logger, freeSpace, metrics }: UploadCoreDeps) {
   const expiryMs = config.tus.uploadExpiryMs;
   /** Ids whose processing this process already queued: a HEAD poll on a finished upload costs no queue write. */
   const ensured = new Set<string>();
@@ -108,6 +111,7 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
 
   /** post-create, queued durably (the front-end flushes it before the client hears of the upload). */
   function created(upload: UploadState, request: HookRequest): void {
+    metrics?.uploadsCreated.inc();
     notify('post-create', upload, request, `post-create:${upload.id}`);
   }
 
@@ -172,6 +176,7 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
     streamed = checked.digest ?? streamed;
     // A partial upload of a concatenation is a piece: pre-finish, processing and post-finish run for its final upload.
     if (!isComplete(upload)) return {};
+    metrics?.uploadsFinished.inc();
     const info = hookUploadOf(upload);
     let failure: unknown;
     let rejected: HttpError | undefined;
@@ -206,6 +211,7 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
   /** Termination done: the status record goes, post-terminate is queued. */
   function terminated(id: string, upload: HookUpload | undefined, request: HookRequest): void {
     const info = upload ?? { id, size: null, offset: 0, metadata: {}, createdAt: null };
+    metrics?.uploadsTerminated.inc();
     forget(id).catch((error: unknown) => logger.warn({ err: error, uploadId: id }, 'could not delete a status record'));
     hooks
       .notify('post-terminate', { type: 'post-terminate', upload: info, request }, `post-terminate:${id}`)
