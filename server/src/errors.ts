@@ -31,6 +31,8 @@ export const ERROR_CODES = {
   ERR_MISSING_METADATA: 400,
   ERR_TYPE_NOT_ALLOWED: 415,
   ERR_UPLOAD_STOPPED: 400,
+  /** A per-subject limit (uploads in progress, creations per minute, unfinished bytes, event streams); Retry-After says when to try again. */
+  ERR_RATE_LIMITED: 429,
   ERR_UNSUPPORTED_CHECKSUM_ALGORITHM: 400,
   ERR_INVALID_CHECKSUM: 400,
   /** tus' own status, "460 Checksum Mismatch" (checksum extension). */

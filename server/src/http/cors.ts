@@ -1,3 +1,4 @@
+import type { MiddlewareHandler } from 'hono';
 import type { Config } from '../config.js';
 
 /** Headers a browser script may read: the tus ones, and what downloads and errors carry. */
@@ -20,6 +21,7 @@ export const EXPOSED_HEADER_NAMES = [
   'Accept-Ranges',
   'Retry-After',
   'Link',
+  'Upload-Cut-Reason',
 ] as const;
 const EXPOSED_HEADERS = EXPOSED_HEADER_NAMES.join(', ');
 
@@ -42,4 +44,35 @@ export function corsHeaders(cors: Config['cors'], origin: string | undefined | n
     perOrigin.set(cors.origins, answers);
   }
   return answers.get(origin) ?? NO_ORIGIN;
+}
+
+/** Adds `Origin` to a Vary header, once. */
+function addVaryOrigin(headers: Headers): void {
+  const vary = headers.get('vary');
+  if (vary === null) headers.set('Vary', 'Origin');
+  else if (!vary.split(',').some((name) => name.trim().toLowerCase() === 'origin' || name.trim() === '*')) headers.set('Vary', `${vary}, Origin`);
+}
+
+/**
+ * With a list of origins, every answer depends on the request's Origin (allowed or not):
+ * `Vary: Origin` on all of them, so a shared cache never hands one origin's answer to another.
+ * With `*` the answer is the same for everyone and nothing is added.
+ */
+export function varyOrigin(cors: Config['cors']): MiddlewareHandler {
+  return async function varyOriginHeader(c, next) {
+    await next();
+    if (cors.origins !== '*') addVaryOrigin(c.res.headers);
+  };
+}
+
+/**
+ * @tus/server answers a foreign origin (or none) with the first allowed origin: a browser on
+ * that origin is then refused anyway, but the answer names an origin it should not, and
+ * carries no Vary. Its CORS headers are kept for an allowed origin only.
+ */
+export function restrictCorsHeaders(headers: Headers, cors: Config['cors'], origin: string | null): void {
+  if (cors.origins === '*') return;
+  addVaryOrigin(headers);
+  if (origin !== null && cors.origins.includes(origin)) return;
+  for (const name of [...headers.keys()]) if (name.startsWith('access-control-')) headers.delete(name);
 }

@@ -24,6 +24,9 @@ export function startServer(config: Config, { app, lifecycle, stopBackground }: 
     server.headersTimeout = 60_000;
     // Longer than the 60 s idle timeout of common load balancers, so they close first.
     server.keepAliveTimeout = 65_000;
+    // Past this many open sockets Node closes new ones at once: a flood of idle connections
+    // cannot take every file descriptor from the uploads in progress (MAX_CONNECTIONS).
+    if (config.server.maxConnections > 0) server.maxConnections = config.server.maxConnections;
     server.once('error', reject);
     server.once('listening', () => {
       server.off('error', reject);

@@ -17,13 +17,32 @@ export type FileJobQueueOptions = Readonly<{
    * @default 4096
    */
   snapshotAfter?: number;
+  /**
+   * How long a delivered or dead hook job (kind deliver-hook) is remembered: afterwards its key
+   * is forgotten (a new enqueue of it runs again) and the next compaction drops it from disk.
+   * Processing jobs are kept: their keys are upload ids, and a finished upload is processed once.
+   * @default forever
+   */
+  retentionMs?: number;
 }>;
 
 /**
  * One line of the journal. `job`: enqueued, or its attempts and error after a failure;
  * `done` / `dead`: finished, never to run or be enqueued again.
  */
-type JournalRecord = { t: 'job'; job: Job } | { t: 'done'; key: string } | { t: 'dead'; key: string; job?: Job };
+type JournalRecord =
+  | { t: 'job'; job: Job }
+  | { t: 'done'; key: string; kind?: JobKind; at?: number }
+  | { t: 'dead'; key: string; job?: Job; kind?: JobKind; at?: number };
+
+/** A finished key: how it ended, its kind (when known), and when (ms), for the retention. */
+type Finished = Readonly<{ state: 'done' | 'dead'; kind: JobKind | undefined; at: number }>;
+
+/** How often finished hook jobs past their retention are looked for (at most). */
+const PRUNE_INTERVAL_MS = 3600_000;
+
+/** The journal holds delivered hook payloads: only the server's user reads it. */
+const FILE_MODE = 0o600;
 
 type Pending = Job & { notBefore: number };
 
@@ -46,7 +65,7 @@ const batchName = (n: number, kind: 'batch' | 'snapshot') => `${String(n).padSta
  * and the batches after it are replayed, so nothing enqueued is lost to a restart; once
  * the journal outgrows the state, a snapshot of it replaces the older files.
  */
-export function createFileJobQueue({ directory, policies, concurrency, logger, snapshotAfter = 4096 }: FileJobQueueOptions): JobQueue {
+export function createFileJobQueue({ directory, policies, concurrency, logger, snapshotAfter = 4096, retentionMs = 0 }: FileJobQueueOptions): JobQueue {
   const dir = (name: 'journal' | 'tmp' | (typeof LEGACY_STATES)[number]) => path.join(directory, name);
   const pending = new Map<string, Pending>();
   /**
@@ -56,7 +75,7 @@ export function createFileJobQueue({ directory, policies, concurrency, logger, s
    */
   const groups = new Map<string, Pending[]>();
   const pendingByKind = new Map<JobKind, number>();
-  const finished = new Map<string, 'done' | 'dead'>();
+  const finished = new Map<string, Finished>();
   /** Keys whose enqueue is being written: a second enqueue of one loses at once. */
   const reserved = new Set<string>();
   const running = new Map<string, Promise<void>>();
@@ -74,6 +93,9 @@ export function createFileJobQueue({ directory, policies, concurrency, logger, s
   let recordsSinceSnapshot = 0;
   let appending: Appending[] = [];
   let writer: Promise<void> | undefined;
+  /** A compaction was asked for (hook jobs past their retention): the writer runs it when it is free. */
+  let compactDue = false;
+  let pruneTimer: NodeJS.Timeout | undefined;
 
   const nextSeq = () => (lastSeq = Math.max(lastSeq + 1, Date.now() * 1000));
 
@@ -111,21 +133,49 @@ export function createFileJobQueue({ directory, policies, concurrency, logger, s
       setPending({ ...record.job, notBefore: pending.get(record.job.key)?.notBefore ?? 0 });
       lastSeq = Math.max(lastSeq, record.job.seq);
     } else {
+      // Records from before kinds were written: the pending job knows, else the hook dispatcher's key prefix.
+      const kind = record.kind ?? (record.t === 'dead' ? record.job?.kind : undefined) ?? pending.get(record.key)?.kind ?? (record.key.startsWith('hook:') ? 'deliver-hook' : undefined);
       dropPending(record.key);
-      finished.set(record.key, record.t);
+      finished.set(record.key, { state: record.t, kind, at: record.at ?? Date.now() });
     }
+  }
+
+  /** A delivered or dead hook job remembered longer than the retention. */
+  const pastRetention = (entry: Finished, now = Date.now()) => retentionMs > 0 && entry.kind === 'deliver-hook' && entry.at <= now - retentionMs;
+
+  /** How a key ended, forgetting it once past its retention. */
+  function finishedState(key: string): 'done' | 'dead' | undefined {
+    const entry = finished.get(key);
+    if (entry && pastRetention(entry)) {
+      finished.delete(key);
+      return undefined;
+    }
+    return entry?.state;
+  }
+
+  /** Forgets every finished hook job past its retention; how many. */
+  function prune(): number {
+    let dropped = 0;
+    const now = Date.now();
+    for (const [key, entry] of finished) {
+      if (!pastRetention(entry, now)) continue;
+      finished.delete(key);
+      dropped += 1;
+    }
+    return dropped;
   }
 
   async function writeFile(name: string, lines: string): Promise<void> {
     const temp = path.join(dir('tmp'), `${name}.${randomBytes(6).toString('hex')}`);
-    await fs.writeFile(temp, lines);
+    await fs.writeFile(temp, lines, { mode: FILE_MODE });
     await fs.rename(temp, path.join(dir('journal'), name));
   }
 
   /** The whole state as one file; older files are removed after it is in place. */
   async function snapshot(): Promise<void> {
+    prune();
     const records: JournalRecord[] = [
-      ...[...finished].map(([key, state]): JournalRecord => (state === 'done' ? { t: 'done', key } : { t: 'dead', key })),
+      ...[...finished].map(([key, { state, kind, at }]): JournalRecord => ({ t: state, key, kind, at })),
       ...[...pending.values()].map(({ notBefore: _notBefore, ...job }): JournalRecord => ({ t: 'job', job })),
     ];
     const number = nextBatch++;
@@ -143,7 +193,12 @@ export function createFileJobQueue({ directory, policies, concurrency, logger, s
 
   /** Writes everything appended so far as one batch, until nothing is left (group commit). */
   async function writeBatches(): Promise<void> {
-    while (appending.length > 0) {
+    while (appending.length > 0 || compactDue) {
+      if (appending.length === 0) {
+        compactDue = false;
+        await snapshot().catch((error: unknown) => logger.warn({ err: error }, 'queue compaction failed; the journal is kept as it is'));
+        continue;
+      }
       const batch = appending;
       appending = [];
       try {
@@ -169,6 +224,12 @@ export function createFileJobQueue({ directory, policies, concurrency, logger, s
       // Let every record of this tick join the batch; later ones join the next.
       writer ??= new Promise<void>((start) => setImmediate(start)).then(writeBatches);
     });
+  }
+
+  /** Compacts the journal once the writer is free: what pruning forgot leaves the disk too. */
+  function compactSoon(): void {
+    compactDue = true;
+    writer ??= new Promise<void>((start) => setImmediate(start)).then(writeBatches);
   }
 
   /** Replays a journal file; returns how many records it held. */
@@ -211,7 +272,7 @@ export function createFileJobQueue({ directory, policies, concurrency, logger, s
   }
 
   async function load(): Promise<void> {
-    await Promise.all([fs.mkdir(dir('journal'), { recursive: true }), fs.mkdir(dir('tmp'), { recursive: true })]);
+    await Promise.all([fs.mkdir(dir('journal'), { recursive: true, mode: 0o700 }), fs.mkdir(dir('tmp'), { recursive: true, mode: 0o700 })]);
     const files = (await fs.readdir(dir('journal')))
       .map((name) => ({ name, match: BATCH.exec(name) }))
       .filter((f): f is { name: string; match: RegExpExecArray } => f.match !== null)
@@ -226,6 +287,9 @@ export function createFileJobQueue({ directory, policies, concurrency, logger, s
     if (await importLegacy()) {
       await snapshot();
       await Promise.all(LEGACY_STATES.map((state) => fs.rm(dir(state), { recursive: true, force: true })));
+    } else if (prune() > 0) {
+      // Hook jobs that outlived their retention while the server was down leave the disk now.
+      await snapshot();
     }
   }
 
@@ -234,13 +298,13 @@ export function createFileJobQueue({ directory, policies, concurrency, logger, s
   async function status(key: string): Promise<JobStatus | undefined> {
     await loaded();
     if (pending.has(key)) return 'pending';
-    return finished.get(key);
+    return finishedState(key);
   }
 
   async function enqueue(newJob: NewJob): Promise<boolean> {
     await loaded();
     const { key } = newJob;
-    if (pending.has(key) || finished.has(key) || reserved.has(key)) return false;
+    if (pending.has(key) || finishedState(key) !== undefined || reserved.has(key)) return false;
     reserved.add(key);
     try {
       await append({ t: 'job', job: { ...newJob, seq: nextSeq(), enqueuedAt: new Date().toISOString(), attempts: 0, lastError: null } });
@@ -256,7 +320,7 @@ export function createFileJobQueue({ directory, policies, concurrency, logger, s
     const { notBefore: _previous, ...record } = job;
     try {
       await handlers!.run(record);
-      await append({ t: 'done', key: job.key });
+      await append({ t: 'done', key: job.key, kind: job.kind, at: Date.now() });
     } catch (error) {
       const attempts = job.attempts + 1;
       const lastError = error instanceof Error ? error.message : String(error);
@@ -264,7 +328,7 @@ export function createFileJobQueue({ directory, policies, concurrency, logger, s
       if (attempts >= policy.maxAttempts) {
         logger.warn({ job: job.key, attempts, err: error }, 'job failed its last attempt');
         await handlers!.dead(updated, error).catch((deadError: unknown) => logger.error({ err: deadError, job: job.key }, 'dead-job handler failed'));
-        await append({ t: 'dead', key: job.key, job: updated });
+        await append({ t: 'dead', key: job.key, job: updated, kind: job.kind, at: Date.now() });
         return;
       }
       const delay = retryDelay(policy, attempts);
@@ -331,6 +395,12 @@ export function createFileJobQueue({ directory, policies, concurrency, logger, s
     start(jobHandlers: JobHandlers): void {
       handlers = jobHandlers;
       stopped = false;
+      if (retentionMs > 0 && !pruneTimer) {
+        pruneTimer = setInterval(() => {
+          if (prune() > 0) compactSoon();
+        }, Math.min(retentionMs, PRUNE_INTERVAL_MS));
+        pruneTimer.unref();
+      }
       loaded().then(
         () => schedule(0),
         (error: unknown) => logger.error({ err: error }, 'job queue could not load'),
@@ -339,6 +409,8 @@ export function createFileJobQueue({ directory, policies, concurrency, logger, s
     async stop(): Promise<void> {
       stopped = true;
       clearTimeout(timer);
+      clearInterval(pruneTimer);
+      pruneTimer = undefined;
       clearImmediate(pumpSoon);
       pumpSoon = undefined;
       // A load still creating the queue's directories must not outlive stop().

@@ -15,9 +15,10 @@ import type { UploadStorage } from '../storage/index.js';
 /** The durable queue and the status records processing runs on. */
 export type ProcessingStores = Readonly<{ queue: JobQueue; statuses: StatusStore }>;
 
-/** The job queue's retry policies and concurrency, the same for the embedded and the Redis queue. */
-export function queueSettings(config: Config): Readonly<{ policies: Record<JobKind, RetryPolicy>; concurrency: Record<JobKind, number> }> {
+/** The job queue's retry policies, concurrency and hook-job retention, the same for the embedded and the Redis queue. */
+export function queueSettings(config: Config): Readonly<{ policies: Record<JobKind, RetryPolicy>; concurrency: Record<JobKind, number>; retentionMs: number }> {
   return {
+    retentionMs: config.processing.jobRetentionMs,
     concurrency: { 'process-upload': config.processing.concurrency, 'deliver-hook': 8 },
     policies: {
       'process-upload': { maxAttempts: config.processing.maxAttempts, baseDelayMs: config.processing.retryDelayMs, maxDelayMs: 5 * 60_000 },

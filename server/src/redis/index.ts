@@ -3,6 +3,8 @@ import { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 import type { JobKind, RetryPolicy } from '../processing/job-queue.js';
 import type { ProcessingStores } from '../processing/index.js';
+import { createRedisLimitCounters } from '../limits/redis-limit-counters.js';
+import type { LimitCounters } from '../limits/limit-counters.js';
 import { createRedisJobQueue } from './redis-job-queue.js';
 import { RedisLocker } from './redis-locker.js';
 import { RedisMetadataCache } from './redis-metadata-cache.js';
@@ -24,6 +26,8 @@ export type RedisBackendOptions = Readonly<{
   /** The job queue's settings, as for the file queue. */
   policies: Readonly<Record<JobKind, RetryPolicy>>;
   concurrency: Readonly<Record<JobKind, number>>;
+  /** How long delivered and dead hook jobs are kept (JOB_RETENTION). @default forever */
+  retentionMs?: number;
   logger: Logger;
 }>;
 
@@ -32,6 +36,8 @@ export type RedisBackend = Readonly<{
   locker: RedisLocker;
   /** For createApp's deps.state: the shared job queue and status records. */
   state: ProcessingStores;
+  /** For createApp's deps.limitCounters: per-subject limits counted across every instance (`<prefix>limits:`). */
+  limitCounters: LimitCounters;
   /**
    * For the S3 store's metadata cache (`<prefix>s3-info:`): an upload's `.info` as every
    * instance last wrote it, rather than a per-process copy that goes stale (tus-node-server#552).
@@ -50,17 +56,18 @@ export type RedisBackend = Readonly<{
  * the locker (release requests and unlocks; opened here, at once, not by the first request)
  * and status events.
  */
-export function createRedisBackend({ url, prefix = 'tus:', policies, concurrency, logger }: RedisBackendOptions): RedisBackend {
+export function createRedisBackend({ url, prefix = 'tus:', policies, concurrency, retentionMs, logger }: RedisBackendOptions): RedisBackend {
   const redis = new Redis(url, { maxRetriesPerRequest: 3, enableOfflineQueue: true });
   redis.on('error', (error: unknown) => logger.warn({ err: error }, 'redis connection error'));
   // 10 s: a killed instance's uploads are free again 10 s later; holders refresh every ~3 s,
   // and waiters that miss an unlock message look again every second.
   const locker = new RedisLocker({ redis, prefix: `${prefix}lock:`, ttlMs: LOCK_TTL_MS, logger });
   const statuses = createRedisStatusStore({ redis, prefix: `${prefix}status:`, logger });
-  const queue = createRedisJobQueue({ redis, prefix: `${prefix}jobs:`, policies, concurrency, logger });
+  const queue = createRedisJobQueue({ redis, prefix: `${prefix}jobs:`, policies, concurrency, retentionMs, logger });
   return {
     locker,
     state: { queue, statuses },
+    limitCounters: createRedisLimitCounters({ redis, prefix: `${prefix}limits:` }),
     metadataCache: <T>() => new RedisMetadataCache<T>(redis, `${prefix}s3-info:`),
     async checkReady(timeoutMs = 3_000) {
       await withTimeout(redis.ping(), timeoutMs, () => new Error(`no answer within ${timeoutMs} ms (${redis.status})`));

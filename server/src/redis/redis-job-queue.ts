@@ -17,13 +17,19 @@ export type RedisJobQueueOptions = Readonly<{
   heartbeatMs?: number;
   /** Longest wait between two looks for work (jobs enqueued by other instances, lease expiries). */
   pollMs?: number;
+  /**
+   * How long a delivered or dead hook job (deliver-hook) is kept: its hash then expires (Redis
+   * removes it) and its key may be enqueued again. Processing jobs are kept. @default forever
+   */
+  retentionMs?: number;
   logger: Logger;
 }>;
 
 /*
  * Keys (P = prefix; a job key or group name is appended verbatim, Redis keys are binary-safe):
  *   P:job:<key>     hash: job (JSON of the Job without seq), seq, kind, group, state (pending|done|dead)
- *                   Done and dead hashes are kept: they make enqueue idempotent forever.
+ *                   Done and dead hashes are kept: they make enqueue idempotent; a hook job's
+ *                   expires after the retention (PEXPIRE when it finishes).
  *   P:group:<group> list of pending job keys in enqueue order; the head is the next to run.
  *   P:ready:<kind>  zset of groups whose head job has that kind and is not leased; score = when it is due (ms).
  *   P:leases        zset of groups being run; score = lease expiry (ms).
@@ -97,7 +103,7 @@ redis.call('ZADD', p .. 'leases', 'XX', now + tonumber(ARGV[4]), g)
 return 1`;
 
 /**
- * ARGV: prefix, group, token, key, outcome (done|dead|retry), jobJson, retryDelayMs.
+ * ARGV: prefix, group, token, key, outcome (done|dead|retry), jobJson, retryDelayMs, hookRetentionMs (0: forever).
  * Ends a lease: records the job and moves the group on. 0 if the lease was no longer ours.
  */
 const COMPLETE = `${NOW}
@@ -113,6 +119,8 @@ if outcome == 'retry' then
   return 1
 end
 redis.call('HSET', jk, 'state', outcome)
+local retention = tonumber(ARGV[8])
+if retention > 0 and redis.call('HGET', jk, 'kind') == 'deliver-hook' then redis.call('PEXPIRE', jk, retention) end
 redis.call('LREM', p .. 'group:' .. g, 1, key)
 redis.call('DECR', p .. 'pending')
 requeue(p, g, now)
@@ -152,6 +160,7 @@ export function createRedisJobQueue(options: RedisJobQueueOptions): JobQueue {
   const leaseMs = options.leaseMs ?? 30_000;
   const heartbeatMs = options.heartbeatMs ?? Math.max(10, Math.floor(leaseMs / 3));
   const pollMs = options.pollMs ?? 1_000;
+  const retentionMs = options.retentionMs ?? 0;
   const token = randomBytes(12).toString('hex');
   const running = new Set<Promise<void>>();
   const runningByKind = new Map<JobKind, number>(JOB_KINDS.map((kind) => [kind, 0]));
@@ -177,7 +186,7 @@ export function createRedisJobQueue(options: RedisJobQueueOptions): JobQueue {
 
   async function complete(group: string, job: Job, outcome: 'done' | 'dead' | 'retry', delayMs = 0): Promise<void> {
     const { seq: _seq, ...stored } = job;
-    const ok = await redis.eval(COMPLETE, 0, prefix, group, token, job.key, outcome, JSON.stringify(stored), String(delayMs));
+    const ok = await redis.eval(COMPLETE, 0, prefix, group, token, job.key, outcome, JSON.stringify(stored), String(delayMs), String(retentionMs));
     if (ok !== 1) logger.warn({ job: job.key, outcome }, 'job lease was lost before the job finished; another instance will run it again');
   }
 

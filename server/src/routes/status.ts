@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import type { AppEnv } from '../http/app-env.js';
 import type { Authenticator } from '../http/auth.js';
 import { corsHeaders } from '../http/cors.js';
+import { limitSubject, type Limits } from '../limits/limits.js';
 import type { StatusRecord, StatusStore, StatusState } from '../processing/status-store.js';
 import type { UrlSigner } from '../http/signed-urls.js';
 import type { Actor } from '../uploads/actor.js';
@@ -57,9 +58,13 @@ export type StatusRoutesDeps = Readonly<{
   authenticate?: Authenticator;
   /** Signs the download and events links handed out; absent when authentication is off (plain paths then). */
   signer?: UrlSigner;
+  /** Caps each subject's open event streams (MAX_EVENT_STREAMS); none without. */
+  limits?: Pick<Limits, 'openStream'>;
+  /** Whether the client address comes from X-Forwarded-For (TRUST_PROXY), for the limits. */
+  trustProxy?: boolean;
 }>;
 
-export function statusRoutes({ stateOf, statuses, tusPath, cors, isValidId, authenticate, signer }: StatusRoutesDeps) {
+export function statusRoutes({ stateOf, statuses, tusPath, cors, isValidId, authenticate, signer, limits, trustProxy = false }: StatusRoutesDeps) {
   const link = (path: string) => (signer ? signer.sign(path) : path);
 
   async function describe(id: string, actor?: Actor): Promise<UploadStatus> {
@@ -125,6 +130,9 @@ export function statusRoutes({ stateOf, statuses, tusPath, cors, isValidId, auth
     c.set('uploadId', id);
     const actor = c.get('actor');
     const first = await describe(id, actor);
+    // Each stream polls storage for up to an hour: a subject holds at most MAX_EVENT_STREAMS (429 beyond), freed as each ends.
+    const client = { remoteAddress: c.env?.incoming?.socket?.remoteAddress, forwardedFor: c.req.header('x-forwarded-for') };
+    const slot = await limits?.openStream(limitSubject(actor?.subject, client, trustProxy));
     return streamSSE(c, async (stream) => {
       let last = '';
       let wake: (() => void) | undefined;
@@ -156,6 +164,7 @@ export function statusRoutes({ stateOf, statuses, tusPath, cors, isValidId, auth
         }
       } finally {
         unsubscribe();
+        await slot?.close().catch(() => undefined);
       }
     });
   });

@@ -10,7 +10,7 @@ import { HttpError } from '../errors.js';
 import { formatBytes } from '../units/byte-size.js';
 import type { ServerLifecycle } from '../http/lifecycle.js';
 import { announcesChecksumTrailer, parseUploadChecksum, type DeclaredChecksum } from './upload-checksum.js';
-import { UploadBody, type CutReason } from './upload-body.js';
+import { UploadBody, type CutReason, type MinUploadRate } from './upload-body.js';
 
 /** Under STORAGE_DIR; a dot name, so neither store's listing takes it for an upload. */
 export const STAGING_DIR = '.staging';
@@ -20,6 +20,8 @@ export type ChecksumStagingOptions = Readonly<{
   storageDirectory: string;
   /** The same idle limit as any upload body (IDLE_TIMEOUT). */
   idleTimeoutMs: number;
+  /** The same minimum rate as any upload body (MIN_UPLOAD_RATE). @default none */
+  minUploadRate?: MinUploadRate;
   /** MAX_UPLOAD_SIZE: a body that would carry the upload past it stops being staged. */
   maxUploadSize: number;
   /** Staging bodies are tracked like any upload body, so shutdown and a stopping hook end them. */
@@ -50,7 +52,7 @@ export type VerifiedBody = Readonly<{
  * left behind whatever happens next; a crash mid-staging leaves a file that the next
  * process removes once it is older than any live request could make it.
  */
-export function createChecksumStaging({ storageDirectory, idleTimeoutMs, maxUploadSize, lifecycle }: ChecksumStagingOptions) {
+export function createChecksumStaging({ storageDirectory, idleTimeoutMs, minUploadRate, maxUploadSize, lifecycle }: ChecksumStagingOptions) {
   const directory = path.join(storageDirectory, STAGING_DIR);
   let swept: Promise<void> | undefined;
 
@@ -87,7 +89,7 @@ export function createChecksumStaging({ storageDirectory, idleTimeoutMs, maxUplo
     }
 
     const file = await stagingFile();
-    const received = new UploadBody(source, idleTimeoutMs);
+    const received = new UploadBody(source, idleTimeoutMs, undefined, minUploadRate);
     const untrack = lifecycle.track(received, uploadId);
     // Checksum in a header: hashed as it arrives. In a trailer: the algorithm is known only
     // at the end, so the staged file is read once more then (it is still in the page cache).
@@ -189,6 +191,7 @@ function endedEarly(reason: CutReason): HttpError {
     case 'stopped':
       return new HttpError('ERR_UPLOAD_STOPPED', 'this upload was stopped by the server and takes no more bytes', close);
     case 'idle':
+    case 'too-slow':
     case 'client-aborted':
       return new HttpError('ERR_UPLOAD_INTERRUPTED', 'the request body ended before it was complete; its checksum could not be verified, so none of it was stored', close);
     default: {

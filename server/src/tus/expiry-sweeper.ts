@@ -2,7 +2,7 @@ import type { Locker } from '@tus/utils';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { UploadStorage } from '../storage/index.js';
-import { isComplete, isExpired, uploadStateOf } from '../uploads/upload-state.js';
+import { isExpired, isPastRetention, uploadStateOf, type UploadState } from '../uploads/upload-state.js';
 
 export type ExpirySweeperDeps = Readonly<{
   storage: UploadStorage;
@@ -12,6 +12,10 @@ export type ExpirySweeperDeps = Readonly<{
   intervalMs: number;
   /** Other periodic housekeeping that rides on the same timer (the processing sweep). */
   afterSweep?: () => Promise<void>;
+  /** Finished uploads older than this (from creation) are removed too (FINISHED_UPLOAD_RETENTION); 0 keeps them. @default 0 */
+  finishedRetentionMs?: number;
+  /** Told of every upload removed (the core frees its creator's limits). */
+  onRemoved?: (id: string) => void;
   /** Counts the uploads removed (tus_uploads_expired_total). */
   metrics?: Pick<Metrics, 'uploadsExpired'>;
 }>;
@@ -25,22 +29,30 @@ const LOCK_WAIT_MS = 10_000;
  * from the stored bytes instead. Each removal holds the upload's lock, so an upload
  * that is being written is never deleted under a PATCH.
  */
-export function createExpirySweeper({ storage, locker, logger, expiryMs, intervalMs, afterSweep, metrics }: ExpirySweeperDeps) {
+export function createExpirySweeper({ storage, locker, logger, expiryMs, intervalMs, afterSweep, metrics, finishedRetentionMs = 0, onRemoved }: ExpirySweeperDeps) {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<number> | undefined;
 
-  async function expireIfDue(id: string, now: number): Promise<boolean> {
-    if (!isExpired(uploadStateOf(await storage.getUpload(id)), expiryMs, now)) return false;
+  /** The two rules the sweep applies: unfinished past UPLOAD_EXPIRY, finished past FINISHED_UPLOAD_RETENTION. */
+  const RULES = {
+    expired: { due: (state: UploadState, now: number) => isExpired(state, expiryMs, now), message: 'expired unfinished upload removed' },
+    retention: { due: (state: UploadState, now: number) => isPastRetention(state, finishedRetentionMs, now), message: 'finished upload past its retention removed' },
+  } as const;
+
+  async function expireIfDue(id: string, now: number, rule: keyof typeof RULES = 'expired'): Promise<boolean> {
+    const { due, message } = RULES[rule];
+    if (!due(uploadStateOf(await storage.getUpload(id)), now)) return false;
 
     const lock = locker.newLock(id);
     await lock.lock(AbortSignal.timeout(LOCK_WAIT_MS), () => undefined);
     try {
       // Read again under the lock: the last PATCH may have finished it meanwhile.
       const current = await storage.getUpload(id);
-      if (isComplete(uploadStateOf(current))) return false;
+      if (!due(uploadStateOf(current), now)) return false;
       await storage.expire(id);
-      metrics?.uploadsExpired.inc();
-      logger.info({ uploadId: id, offset: current.offset, size: current.size }, 'expired unfinished upload removed');
+      if (rule === 'expired') metrics?.uploadsExpired.inc();
+      onRemoved?.(id);
+      logger.info({ uploadId: id, offset: current.offset, size: current.size }, message);
       return true;
     } finally {
       await lock.unlock();
@@ -48,16 +60,20 @@ export function createExpirySweeper({ storage, locker, logger, expiryMs, interva
   }
 
   async function sweep(): Promise<number> {
-    if (expiryMs <= 0) return 0;
     const now = Date.now();
     let removed = 0;
     // Only uploads that may be unfinished (S3: multipart uploads in progress; file storage:
-    // those without a settled marker): finished, processed uploads cost the sweep nothing.
-    for (const id of await storage.listUnfinished()) {
-      try {
-        if (await expireIfDue(id, now)) removed += 1;
-      } catch (error) {
-        logger.warn({ err: error, uploadId: id }, 'expiry sweep skipped an upload');
+    // those without a settled marker): finished, processed uploads cost the sweep nothing...
+    const unfinished = expiryMs > 0 ? await storage.listUnfinished() : [];
+    // ...unless a retention is set: then every upload is looked at (one read each).
+    const all = finishedRetentionMs > 0 ? await storage.listUploadIds() : [];
+    for (const [ids, rule] of [[unfinished, 'expired'], [all, 'retention']] as const) {
+      for (const id of ids) {
+        try {
+          if (await expireIfDue(id, now, rule)) removed += 1;
+        } catch (error) {
+          logger.warn({ err: error, uploadId: id }, 'expiry sweep skipped an upload');
+        }
       }
     }
     return removed;

@@ -6,7 +6,7 @@ import type { Config } from '../config.js';
 import { HttpError, isServiceUnavailable, serviceUnavailable } from '../errors.js';
 import type { AppEnv } from '../http/app-env.js';
 import type { Authenticator } from '../http/auth.js';
-import { corsHeaders } from '../http/cors.js';
+import { corsHeaders, restrictCorsHeaders } from '../http/cors.js';
 import { errorResponse } from '../http/error-response.js';
 import type { ServerLifecycle } from '../http/lifecycle.js';
 import { serveDownload } from '../routes/download.js';
@@ -18,7 +18,8 @@ import { createChecksumStaging } from './checksum-staging.js';
 import { createFinalUpload } from './final-upload.js';
 import { offsetResponse } from './offset-response.js';
 import { checkTusRequest, effectiveMethod, isOffsetStream, TUS_VERSION, type TusTarget } from './protocol-guard.js';
-import { UploadBody } from './upload-body.js';
+import { mappedErrorHeaders } from './tus-server.js';
+import { UploadBody, type CutReason } from './upload-body.js';
 import { uploadIdFromSegment } from './upload-id.js';
 import { createdUploadId, rememberDigestTap, rememberPartial, rememberRemoteAddress } from './upload-lifecycle.js';
 
@@ -35,6 +36,13 @@ export type TusRoutesDeps = Readonly<{
 const OFFSET_STREAM = 'application/offset+octet-stream';
 
 /** PATCH always carries upload bytes; POST only with creation-with-upload. */
+/** Why a body was cut short, for the client that resumes from the offset it got (Upload-Cut-Reason). */
+const CUT_EXPLANATIONS: Partial<Record<CutReason, (config: Config) => string>> = {
+  idle: (config) => `idle: no byte arrived for ${config.server.idleTimeoutMs / 1000} s (IDLE_TIMEOUT); resume from Upload-Offset`,
+  'too-slow': ({ server: { minUploadRate: rate } }) =>
+    `too-slow: fewer than ${rate.bytesPerSecond} bytes/s arrived over ${rate.windowMs / 1000} s (MIN_UPLOAD_RATE); resume from Upload-Offset`,
+};
+
 function carriesUploadBytes(method: string, headers: Headers): boolean {
   if (method === 'PATCH') return true;
   return method === 'POST' && isOffsetStream(headers);
@@ -75,7 +83,7 @@ function engineRequest(raw: Request, method: string, body: UploadBody | undefine
  */
 export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate }: TusRoutesDeps): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
-  const checksums = createChecksumStaging({ storageDirectory: config.storage.directory, idleTimeoutMs: config.server.idleTimeoutMs, maxUploadSize: config.tus.maxUploadSize, lifecycle });
+  const checksums = createChecksumStaging({ storageDirectory: config.storage.directory, idleTimeoutMs: config.server.idleTimeoutMs, minUploadRate: config.server.minUploadRate, maxUploadSize: config.tus.maxUploadSize, lifecycle });
 
   async function handle(c: Context<AppEnv>, target: TusTarget): Promise<Response> {
     const raw = c.req.raw;
@@ -142,7 +150,7 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
     // A creation's bytes start at 0; a PATCH's where it says (the guard checked the header).
     const digest = carriesBytes ? core.digests.tap(target.kind === 'upload' ? target.id : undefined, method === 'POST' ? 0 : Number(raw.headers.get('upload-offset'))) : undefined;
     const observe = digest && ((chunk: Buffer) => digest.observe(chunk));
-    const body = carriesBytes ? (verified?.open(observe) ?? new UploadBody(bodySource(c), config.server.idleTimeoutMs, observe)) : undefined;
+    const body = carriesBytes ? (verified?.open(observe) ?? new UploadBody(bodySource(c), config.server.idleTimeoutMs, observe, config.server.minUploadRate)) : undefined;
     const untrack = body ? lifecycle.track(body, target.kind === 'upload' ? target.id : undefined) : undefined;
     let response: Response;
     const request = engineRequest(raw, method, body);
@@ -157,6 +165,10 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
       const invalid = response.status === 400 ? /^Invalid ([a-z0-9 -]+)\n$/.exec(await response.clone().text()) : null;
       if (invalid?.[1]) response = fail(new HttpError('ERR_INVALID_REQUEST', `malformed ${invalid[1].split(' ').join(', ')} header`));
       // onResponseError cannot set headers: a 503 it mapped (S3 or Redis not answering) gets its Retry-After here.
+      // @tus/server names its first allowed origin to any other: an origin not on the list gets no CORS headers.
+      restrictCorsHeaders(response.headers, config.cors, raw.headers.get('origin'));
+      // onResponseError cannot set headers: those of the error it mapped (a 429's Retry-After) are added here.
+      for (const [name, value] of Object.entries(mappedErrorHeaders(request) ?? {})) if (!response.headers.has(name)) response.headers.set(name, value);
       if (response.status === 503 && !response.headers.has('retry-after')) response.headers.set('Retry-After', serviceUnavailable().headers['Retry-After'] ?? '5');
       // And a 507 (storage full) its own.
       if (response.status === 507 && !response.headers.has('retry-after')) response.headers.set('Retry-After', storageFull().headers['Retry-After'] ?? '30');
@@ -190,6 +202,9 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
   const base = config.tus.path;
   routes.all(base, (c) => handle(c, { kind: 'collection' }));
   routes.all(`${base}/`, (c) => handle(c, { kind: 'collection' }));
+    // The bytes that arrived are stored and the answer has their offset: say why the rest was not taken.
+    const why = body?.cutReason ? CUT_EXPLANATIONS[body.cutReason]?.(config) : undefined;
+    if (why) response.headers.set('Upload-Cut-Reason', why);
   routes.all(`${base}/:segment`, (c) => {
     // The raw segment, decoded once: the same reading @tus/server makes of the URL.
     const id = uploadIdFromSegment(new URL(c.req.url).pathname.slice(base.length + 1));

@@ -9,6 +9,14 @@ import { createMemoryLocker } from '../uploads/memory-locker.js';
 import type { UploadLocker } from '../uploads/upload-locker.js';
 import { translateTusError } from './error-mapping.js';
 
+/** Headers of the errors onResponseError mapped (Retry-After of a 429), which it cannot set: the routes add them. */
+const errorHeaders = new WeakMap<Request, Readonly<Record<string, string>>>();
+
+/** The headers the error @tus/server answered `req` with should carry, if any. */
+export function mappedErrorHeaders(req: Request): Readonly<Record<string, string>> | undefined {
+  return errorHeaders.get(req);
+}
+
 /** The callbacks our upload lifecycle plugs into @tus/server. */
 export type TusCallbacks = Pick<ServerOptions, 'onUploadCreate' | 'onUploadFinish' | 'onIncomingRequest'>;
 
@@ -41,6 +49,7 @@ export function createTusServer({ config, storage, logger, locker = createMemory
       const known = translateTusError(error, req.headers, config.tus.maxUploadSize);
       const uploadId = new URL(req.url).pathname.slice(config.tus.path.length + 1) || undefined;
       if (known?.status === 503) logger.error({ err: error, method: req.method, uploadId }, 'storage or shared state unavailable');
+      if (known && Object.keys(known.headers).length > 0) errorHeaders.set(req, known.headers);
       if (known) return { status_code: known.status, body: known.body };
       logger.error({ err: error, method: req.method, uploadId }, 'tus request failed');
       const generic = internalError();

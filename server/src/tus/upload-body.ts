@@ -1,6 +1,9 @@
 import type { Readable } from 'node:stream';
 
-export type CutReason = 'idle' | 'shutdown' | 'client-aborted' | 'stopped';
+export type CutReason = 'idle' | 'too-slow' | 'shutdown' | 'client-aborted' | 'stopped';
+
+/** The slowest a body may arrive: `bytesPerSecond` on average over each `windowMs` (MIN_UPLOAD_RATE). */
+export type MinUploadRate = Readonly<{ bytesPerSecond: number; windowMs: number }>;
 
 /**
  * Queued chunks before we stop reading the socket: four (about 256 KiB), never the file. Once
@@ -17,6 +20,8 @@ const QUEUED_CHUNKS = 4;
  * every byte that arrived and answers with the new Upload-Offset, the lock is released,
  * and the client resumes from there. We cut when
  * - the client sends nothing for the idle timeout (a stalled mobile link),
+ * - the client sends slower than the minimum rate over a whole window: the idle timeout is
+ *   per chunk, so one byte every 59 s would otherwise hold the upload's lock forever,
  * - the server shuts down (what arrived is persisted before we exit),
  * - the client disconnects (an error here would make the store discard buffered bytes).
  */
@@ -30,18 +35,30 @@ export class UploadBody {
   /** True while we, not the client, hold the data back (the store is slower than the network). */
   private backpressured = false;
   private readonly idleTimer: NodeJS.Timeout;
+  private readonly rateTimer: NodeJS.Timeout | undefined;
+  /** Bytes each window must bring; bytesReceived when it began; whether the store held the body back meanwhile. */
+  private readonly minWindowBytes: number = 0;
+  private windowStartBytes = 0;
+  private heldBackInWindow = false;
 
   /**
    * @param observe sees every chunk handed to the store, in order (the streaming digest);
    *   a chunk queued but never consumed is seen too, so it must compare with what was stored.
+   * @param minRate the slowest average accepted; none (or 0 bytes/s) accepts any pace.
    */
   constructor(
     private readonly source: Readable,
     idleTimeoutMs: number,
     private readonly observe?: (chunk: Buffer) => void,
+    minRate?: MinUploadRate,
   ) {
     this.idleTimer = setTimeout(this.onIdle, idleTimeoutMs);
     this.idleTimer.unref();
+    if (minRate && minRate.bytesPerSecond > 0) {
+      this.minWindowBytes = (minRate.bytesPerSecond * minRate.windowMs) / 1000;
+      this.rateTimer = setInterval(this.onRateCheck, minRate.windowMs);
+      this.rateTimer.unref();
+    }
     this.stream = new ReadableStream<Uint8Array>(
       {
         start: (controller) => {
@@ -86,6 +103,7 @@ export class UploadBody {
     this.controller.enqueue(chunk);
     if ((this.controller.desiredSize ?? 0) <= 0) {
       this.backpressured = true;
+      this.heldBackInWindow = true;
       this.source.pause();
     }
   };
@@ -97,6 +115,15 @@ export class UploadBody {
       return;
     }
     this.cut('idle');
+  };
+
+  private readonly onRateCheck = () => {
+    const arrived = this.bytesReceived - this.windowStartBytes;
+    this.windowStartBytes = this.bytesReceived;
+    // A window in which the store held the body back says nothing about the client.
+    const heldBack = this.heldBackInWindow || this.backpressured;
+    this.heldBackInWindow = this.backpressured;
+    if (!heldBack && arrived < this.minWindowBytes) this.cut('too-slow');
   };
 
   private readonly onEnd = () => {
@@ -113,6 +140,7 @@ export class UploadBody {
   private detach(): void {
     this.finished = true;
     clearTimeout(this.idleTimer);
+    clearInterval(this.rateTimer);
     this.source.off('data', this.onData);
     this.source.off('end', this.onEnd);
     this.source.off('close', this.onGone);

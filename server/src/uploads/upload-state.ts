@@ -80,6 +80,23 @@ export function isExpired(upload: Pick<UploadState, 'length' | 'offset' | 'creat
   return at !== undefined && now > at.getTime();
 }
 
+/**
+ * When a complete upload's retention ends (FINISHED_UPLOAD_RETENTION, counted from its
+ * creation, the one date every store keeps); undefined while it is kept: retention off (0),
+ * an upload not complete (expiry is its rule), or a creation date the store does not know.
+ */
+export function retainedUntil(upload: Pick<UploadState, 'length' | 'offset' | 'createdAt' | 'concat'>, retentionMs: number): Date | undefined {
+  if (retentionMs <= 0 || !isComplete(upload) || !upload.createdAt) return undefined;
+  const created = Date.parse(upload.createdAt);
+  return Number.isNaN(created) ? undefined : new Date(created + retentionMs);
+}
+
+/** Complete and past its retention at `now`: the expiry sweep removes it, as it removes expired uploads. */
+export function isPastRetention(upload: Pick<UploadState, 'length' | 'offset' | 'createdAt' | 'concat'>, retentionMs: number, now = Date.now()): boolean {
+  const until = retainedUntil(upload, retentionMs);
+  return until !== undefined && now > until.getTime();
+}
+
 /** The upload as hooks and processing payloads carry it: plain JSON. */
 export function hookUploadOf(upload: UploadState): HookUpload {
   const info: HookUpload = { id: upload.id, size: upload.length ?? null, offset: upload.offset, metadata: plainMetadata(upload.metadata), createdAt: upload.createdAt };
