@@ -6,6 +6,7 @@ import type { HookHandlers } from './hooks/types.js';
 import type { AppEnv } from './http/app-env.js';
 import { createAuthenticator } from './http/auth.js';
 import { isWithinPath, rejectDotSegments } from './http/dot-segments.js';
+import { ietfRoutes } from './ietf/ietf-routes.js';
 import { rejectWhileDraining } from './http/draining.js';
 import { errorResponse } from './http/error-response.js';
 import { ServerLifecycle } from './http/lifecycle.js';
@@ -128,6 +129,8 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
   app.route('/', statusRoutes({ stateOf: core.stateOf, statuses: state.statuses, tusPath: config.tus.path, cors: config.cors, isValidId: isValidUploadId, authenticate }));
   // Exact GET routes (`/`, `/demo/<asset>`): ahead of the tus routes so TUS_PATH=/demo cannot hide the page.
   app.route('/', demoPageRoutes({ tusPath: config.tus.path }));
+  // Requests carrying Upload-Draft-Interop-Version are the IETF protocol's; the others go on to the tus routes.
+  app.route('/', ietfRoutes({ config, core, storage, locker, lifecycle, authenticate }));
   app.route('/', tusRoutes({ config, tus, core, storage, lifecycle, authenticate }));
 
   app.notFound(() => errorResponse(new HttpError('ERR_NOT_FOUND', 'no such resource')));

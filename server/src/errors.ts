@@ -41,6 +41,14 @@ export const ERROR_CODES = {
   ERR_INVALID_CONCAT: 400,
   /** "The Server MUST respond with 403 Forbidden to PATCH requests against a final upload URL." */
   ERR_MODIFY_FINAL: 403,
+  /** An append with the protocol that did not create the upload (tus PATCH to an IETF upload, or the reverse). */
+  ERR_WRONG_PROTOCOL: 403,
+  /** An Upload-Draft-Interop-Version this server does not speak; the message names those it does. */
+  ERR_UNSUPPORTED_INTEROP_VERSION: 400,
+  /** IETF: Upload-Length, Content-Length, Upload-Complete and the bytes sent disagree on the length. */
+  ERR_INCONSISTENT_LENGTH: 400,
+  /** IETF: bytes sent to an upload that is already complete. */
+  ERR_UPLOAD_COMPLETED: 400,
   ERR_HOOK_FAILED: 502,
   ERR_HOOK_TIMEOUT: 504,
   ERR_SERVER_SHUTTING_DOWN: 503,
