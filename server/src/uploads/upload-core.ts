@@ -13,8 +13,10 @@ import type { UploadStorage } from '../storage/index.js';
 import type { FreeSpace } from '../storage/free-space.js';
 import { checkDeclaredDigest, markDigestMismatch } from './declared-digest-check.js';
 import { createConcatenation } from './concatenation.js';
+import type { Actor } from './actor.js';
 import { markRejected } from './rejection.js';
 import { joinStoredMetadata } from './stored-metadata.js';
+import { checkSameProtocol, type UploadProtocol } from './upload-protocol.js';
 import { createStreamingDigests } from './streaming-digest.js';
 import type { UploadLocker } from './upload-locker.js';
 import { hookUploadOf, isComplete, isExpired, uploadStateOf, type UploadState } from './upload-state.js';
@@ -122,12 +124,13 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
 
   /**
    * Before bytes are appended: an unknown or expired upload takes none (404, 410), nor does a
-   * final upload of a concatenation or one the server stopped.
+   * final upload of a concatenation, one another protocol created, or one the server stopped.
    */
-  async function beforeWrite(id: string): Promise<void> {
+  async function beforeWrite(id: string, actor?: Actor, protocol: UploadProtocol = 'tus'): Promise<void> {
     const [state, status] = await Promise.all([stateOf(id), statuses.get(id)]);
     // "The Server MUST respond with 403 Forbidden to PATCH requests against a final upload URL."
     if (state.concat.kind === 'final') throw new HttpError('ERR_MODIFY_FINAL', 'this is the final upload of a concatenation: it takes no bytes of its own');
+    checkSameProtocol(state, protocol);
     if (status?.stopped) throw uploadStopped();
   }
 
