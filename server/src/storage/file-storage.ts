@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { FileStore } from '@tus/file-store';
 import { ERRORS, isPathInsideDirectory, type Upload } from '@tus/utils';
 import { AtomicFileKvStore } from './atomic-file-kv-store.js';
@@ -50,16 +51,27 @@ class TrackedFileStore extends FileStore {
   }
 
   /**
-   * @tus/file-store turns every write failure into FILE_WRITE_ERROR, but a full disk deserves
-   * its own answer (507): its pipeline destroyed our source with the real error. The bytes
-   * written before it stay in the file, and the file's size is the offset HEAD reports.
+   * Upstream's write, except for its errors: @tus/file-store answers every failure with
+   * FILE_WRITE_ERROR (a 503), and a full disk deserves its own answer (507), so its error is
+   * kept. Either way the bytes written before the failure stay in the file, and the file's
+   * size is the offset HEAD reports.
    */
   override async write(readable: Readable, id: string, offset: number): Promise<number> {
+    const file = path.join(this.root, id);
+    if (!isPathInsideDirectory(this.root, file)) throw ERRORS.FILE_NOT_FOUND;
+    let written = 0;
+    const count = async function* (source: AsyncIterable<Buffer>) {
+      for await (const chunk of source) {
+        written += chunk.length;
+        yield chunk;
+      }
+    };
     try {
-      return await super.write(readable, id, offset);
+      await pipeline(readable, count, fs.createWriteStream(file, { flags: 'r+', start: offset }));
     } catch (error) {
-      throw error === ERRORS.FILE_WRITE_ERROR && isStorageFull(readable.errored) ? readable.errored : error;
+      throw isStorageFull(error) ? error : ERRORS.FILE_WRITE_ERROR;
     }
+    return offset + written;
   }
 
   /** The settled marker goes with the upload, so an id used again is processed again. */
