@@ -7,14 +7,17 @@ import { pipeline } from 'node:stream/promises';
 import { FileStore } from '@tus/file-store';
 import { ERRORS, isPathInsideDirectory, type Upload } from '@tus/utils';
 import { AtomicFileKvStore } from './atomic-file-kv-store.js';
+import { bytesDeleted, DISCARDED_REASON } from './bytes-deleted.js';
 import { isStorageFull, toHttpError } from './storage-errors.js';
-import type { ByteRange, UploadStorage } from './types.js';
+import { ARTIFACT_NAME, type ArtifactStore, type ByteRange, type UploadStorage } from './types.js';
 import { isComplete, uploadStateOf } from '../uploads/upload-state.js';
 
 /** Ids of expired uploads live here as empty files so we can keep answering 410 Gone. */
 const TOMBSTONE_DIR = '.expired';
 /** Ids of uploads whose processing reached an end state, as empty files: the sweeps skip them from one listing. */
 const SETTLED_DIR = '.settled';
+/** Files made from an upload (its poster), one directory per upload id. */
+const ARTIFACT_DIR = '.artifacts';
 
 /** The core's rule, on a store's record. */
 /** The core's rule, on a store's record: complete uploads never expire. */
@@ -74,8 +77,18 @@ class TrackedFileStore extends FileStore {
     return offset + written;
   }
 
-  /** The settled marker goes with the upload, so an id used again is processed again. */
+  artifactsPath(id: string): string {
+    return markerPath(this.root, ARTIFACT_DIR, id);
+  }
+
+  /** The settled marker and the artifacts go with the upload, so an id used again is processed again. */
   override async remove(id: string): Promise<void> {
+    await this.removeKeepingArtifacts(id);
+    await fsp.rm(this.artifactsPath(id), { recursive: true, force: true });
+  }
+
+  /** The data file, the record and the settled marker (DELETE_AFTER_PROCESSING keeps the artifacts). */
+  async removeKeepingArtifacts(id: string): Promise<void> {
     await super.remove(id);
     await fsp.rm(this.settledPath(id), { force: true });
   }
@@ -86,7 +99,8 @@ class TrackedFileStore extends FileStore {
       return await super.getUpload(id);
     } catch (error) {
       if (error === ERRORS.FILE_NOT_FOUND && (await exists(this.tombstonePath(id)))) {
-        throw ERRORS.FILE_NO_LONGER_EXISTS;
+        const reason = await fsp.readFile(this.tombstonePath(id), 'utf8').catch(() => '');
+        throw reason === DISCARDED_REASON ? bytesDeleted(id) : ERRORS.FILE_NO_LONGER_EXISTS;
       }
       throw error;
     }
@@ -104,6 +118,34 @@ function markerPath(root: string, directory: string, id: string): string {
   const file = path.join(root, directory, id);
   if (!isPathInsideDirectory(path.join(root, directory), file)) throw ERRORS.FILE_NOT_FOUND;
   return file;
+}
+
+/** Artifacts as files under STORAGE_DIR/.artifacts/<id>/, each written to a temporary name and renamed. */
+function fileArtifacts(store: TrackedFileStore): ArtifactStore {
+  const fileOf = (id: string, name: string) => {
+    if (!ARTIFACT_NAME.test(name)) throw new Error(`invalid artifact name ${JSON.stringify(name)}`);
+    return path.join(store.artifactsPath(id), name);
+  };
+  return {
+    async write(id, name, data) {
+      const file = fileOf(id, name);
+      await fsp.mkdir(path.dirname(file), { recursive: true });
+      const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+      await fsp.writeFile(temp, data);
+      await fsp.rename(temp, file);
+    },
+    async read(id, name) {
+      try {
+        return await fsp.readFile(fileOf(id, name));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw error;
+      }
+    },
+    async remove(id) {
+      await fsp.rm(store.artifactsPath(id), { recursive: true, force: true });
+    },
+  };
 }
 
 async function exists(file: string): Promise<boolean> {
@@ -162,7 +204,19 @@ export async function createFileStorage(options: { directory: string; uploadExpi
         await configstore.delete(id).catch(() => undefined);
         await fsp.rm(store.settledPath(id), { force: true });
       });
+      await fsp.rm(store.artifactsPath(id), { recursive: true, force: true });
     },
+
+    async discardBytes(id: string): Promise<void> {
+      await fsp.writeFile(store.tombstonePath(id), DISCARDED_REASON);
+      await store.removeKeepingArtifacts(id).catch(async (error: unknown) => {
+        if (error !== ERRORS.FILE_NOT_FOUND) throw error;
+        await configstore.delete(id).catch(() => undefined);
+        await fsp.rm(store.settledPath(id), { force: true });
+      });
+    },
+
+    artifacts: fileArtifacts(store),
 
     async checkReady(): Promise<void> {
       // Data files are created in the directory itself, records pass through .tmp: probe both.

@@ -3,7 +3,8 @@ import { createFileStorage } from './file-storage.js';
 import type { S3StorageOptions } from './s3-storage.js';
 import type { UploadStorage } from './types.js';
 
-export type { ByteRange, RecordObjects, UploadStorage } from './types.js';
+export type { ArtifactStore, ByteRange, RecordObjects, UploadStorage } from './types.js';
+export { artifactContentType } from './types.js';
 
 export type StorageDeps = Readonly<{
   /** Shared cache of S3 `.info` contents for several instances (RedisBackend.metadataCache()). */

@@ -14,8 +14,9 @@ import {
 import { S3Store } from '@tus/s3-store';
 import { ERRORS, StreamSplitter, TUS_RESUMABLE, Upload, type KvStore } from '@tus/utils';
 import type { S3StorageConfig } from '../config.js';
+import { bytesDeleted, DISCARDED_REASON } from './bytes-deleted.js';
 import { toHttpError } from './storage-errors.js';
-import type { ByteRange, UploadStorage } from './types.js';
+import { ARTIFACT_NAME, artifactContentType, type ArtifactStore, type ByteRange, type UploadStorage } from './types.js';
 import { isComplete, uploadStateOf } from '../uploads/upload-state.js';
 
 /**
@@ -42,6 +43,8 @@ const MAX_CONCURRENT_PART_UPLOADS = 16;
 const TOMBSTONE_DIR = '.expired/';
 /** Ids whose processing reached an end state, as empty objects: the sweeps skip them from a listing. */
 const SETTLED_DIR = '.settled/';
+/** Files made from an upload (its poster): `<prefix>.artifacts/<id>/<name>`. */
+const ARTIFACT_DIR = '.artifacts/';
 /** Processing records (`<id>.json`) when no Redis holds them: they outlive STORAGE_DIR with the uploads. */
 const STATUS_DIR = '.status/';
 /**
@@ -176,6 +179,10 @@ export class PrefixedS3Store extends S3Store {
     return `${this.prefix}${SETTLED_DIR}${id}`;
   }
 
+  artifactsPrefix(id: string): string {
+    return `${this.prefix}${ARTIFACT_DIR}${id}/`;
+  }
+
   partialKey(id: string): string {
     return `${this.prefix}${PARTIAL_DIR}${id}`;
   }
@@ -204,6 +211,17 @@ export class PrefixedS3Store extends S3Store {
 
   async hasTombstone(id: string): Promise<boolean> {
     return this.hasObject(this.tombstoneKey(id));
+  }
+
+  /** Whether the tombstone says DELETE_AFTER_PROCESSING removed the bytes (rather than expiry). */
+  async wasDiscarded(id: string): Promise<boolean> {
+    try {
+      const head = await this.client.headObject({ Bucket: this.bucket, Key: this.tombstoneKey(id) });
+      return head.Metadata?.reason === DISCARDED_REASON;
+    } catch (error) {
+      if (isS3NotFound(error)) return false;
+      throw error;
+    }
   }
 
   async hasObject(key: string): Promise<boolean> {
@@ -257,7 +275,7 @@ export class PrefixedS3Store extends S3Store {
   async storedUpload(id: string): Promise<Upload> {
     const metadata = await this.metadataOf(id);
     if (!metadata) {
-      if (await this.hasTombstone(id)) throw ERRORS.FILE_NO_LONGER_EXISTS;
+      if (await this.hasTombstone(id)) throw (await this.wasDiscarded(id)) ? bytesDeleted(id) : ERRORS.FILE_NO_LONGER_EXISTS;
       throw ERRORS.FILE_NOT_FOUND;
     }
     const { file } = metadata;
@@ -431,7 +449,7 @@ export class PrefixedS3Store extends S3Store {
     await this.removeObjects(id, metadata['upload-id']);
   }
 
-  async removeObjects(id: string, uploadId: string | undefined): Promise<void> {
+  async removeObjects(id: string, uploadId: string | undefined, { keepArtifacts = false } = {}): Promise<void> {
     const ignoreMissing = (error: unknown) => {
       if (!isS3NotFound(error)) throw error;
     };
@@ -445,10 +463,46 @@ export class PrefixedS3Store extends S3Store {
     );
     await this.client.deleteObject({ Bucket: this.bucket, Key: this.infoKey(id) }).catch(ignoreMissing);
     await this.client.deleteObject({ Bucket: this.bucket, Key: this.partialKey(id) }).catch(ignoreMissing);
+    if (!keepArtifacts) await this.removeArtifacts(id);
     // Last: a removal cut short leaves at worst a marker without an upload, never a finished
     // upload without its marker (which the reconcile would process again).
     await this.client.deleteObject({ Bucket: this.bucket, Key: this.settledKey(id) }).catch(ignoreMissing);
     await this.clearCache(id);
+  }
+
+  /** Every object under the upload's artifacts prefix (a poster: one listing, one delete). */
+  async removeArtifacts(id: string): Promise<void> {
+    const listed = await this.client.listObjectsV2({ Bucket: this.bucket, Prefix: this.artifactsPrefix(id) });
+    await Promise.all(
+      (listed.Contents ?? []).map(({ Key }) =>
+        this.client.deleteObject({ Bucket: this.bucket, Key }).catch((error: unknown) => {
+          if (!isS3NotFound(error)) throw error;
+        }),
+      ),
+    );
+  }
+
+  /** The upload's artifacts in the bucket, beside it under the same prefix. */
+  artifacts(): ArtifactStore {
+    const keyOf = (id: string, name: string) => {
+      if (!ARTIFACT_NAME.test(name)) throw new Error(`invalid artifact name ${JSON.stringify(name)}`);
+      return `${this.artifactsPrefix(id)}${name}`;
+    };
+    return {
+      write: async (id, name, data) => {
+        await this.client.putObject({ Bucket: this.bucket, Key: keyOf(id, name), Body: data, ContentLength: data.byteLength, ContentType: artifactContentType(name) });
+      },
+      read: async (id, name) => {
+        try {
+          const data = await this.client.getObject({ Bucket: this.bucket, Key: keyOf(id, name) });
+          return data.Body ? Buffer.from(await data.Body.transformToByteArray()) : undefined;
+        } catch (error) {
+          if (isS3NotFound(error)) return undefined;
+          throw error;
+        }
+      },
+      remove: (id) => this.removeArtifacts(id),
+    };
   }
 
   /**
@@ -749,6 +803,14 @@ export async function createS3Storage(options: S3StorageOptions): Promise<Upload
       const metadata = await store.metadataOf(id);
       await store.removeObjects(id, metadata?.['upload-id']);
     },
+
+    async discardBytes(id: string): Promise<void> {
+      await s3.putObject({ Bucket: bucket, Key: store.tombstoneKey(id), Body: Buffer.alloc(0), ContentLength: 0, Metadata: { reason: DISCARDED_REASON } });
+      const metadata = await store.metadataOf(id);
+      await store.removeObjects(id, metadata?.['upload-id'], { keepArtifacts: true });
+    },
+
+    artifacts: store.artifacts(),
 
     async checkReady(): Promise<void> {
       try {

@@ -53,6 +53,17 @@ export interface UploadStorage {
   concatenateInStore?(finalId: string, parts: readonly Readonly<{ id: string; length: number }>[]): Promise<boolean>;
   /** Removes an expired upload and remembers it, so later requests get 410 Gone rather than 404. */
   expire(id: string): Promise<void>;
+  /**
+   * Small files made from an upload (its poster frame), kept beside it in the same storage:
+   * removed with the upload (DELETE, expiry), kept by `discardBytes`.
+   */
+  readonly artifacts: ArtifactStore;
+  /**
+   * Deletes a processed upload's bytes and record (DELETE_AFTER_PROCESSING), keeping its
+   * artifacts; the processing status lives elsewhere and stays. The id then answers 410 Gone
+   * saying so. Already discarded is fine.
+   */
+  discardBytes(id: string): Promise<void>;
   /** Throws with a reason when the storage cannot take writes. */
   checkReady(): Promise<void>;
   /** Reports each call the store makes to its service (S3: by command name) and how long it took, for metrics; absent for file storage. */
@@ -64,5 +75,24 @@ export interface RecordObjects {
   /** The document's text, or undefined when there is none. */
   read(id: string): Promise<string | undefined>;
   write(id: string, text: string): Promise<void>;
+  remove(id: string): Promise<void>;
+}
+
+/** An artifact's name: a plain file name (poster.jpg), never a path. */
+export const ARTIFACT_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+/** What a stored artifact is served as, from its name's extension. */
+export function artifactContentType(name: string): string {
+  const extension = name.slice(name.lastIndexOf('.') + 1);
+  return ({ jpg: 'image/jpeg', jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp', json: 'application/json' } as Record<string, string>)[extension] ?? 'application/octet-stream';
+}
+
+/** Files derived from an upload, by upload id and file name (see ARTIFACT_NAME). */
+export interface ArtifactStore {
+  /** Stores (or replaces, whole) one artifact. */
+  write(id: string, name: string, data: Buffer): Promise<void>;
+  /** The artifact's bytes, or undefined when there is none. */
+  read(id: string, name: string): Promise<Buffer | undefined>;
+  /** Removes every artifact of the upload; none is fine. */
   remove(id: string): Promise<void>;
 }
