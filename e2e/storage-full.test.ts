@@ -145,6 +145,8 @@ describe.skipIf(cannotMount !== undefined)('a full disk under STORAGE_DIR (a rea
     expectStorageFull(await rawPatchAll(url, head1, content.subarray(head1)));
     expect((await fsp.stat(path.join(storageDir, id))).size).toBe(head1 + tail);
     expect(await processingJobState(storageDir, id)).toBeUndefined();
+    // The batch the queue could not write left nothing behind.
+    expect(await fsp.readdir(path.join(storageDir, '.queue', 'tmp'))).toEqual([]);
     // A HEAD while the disk is still full: the upload is complete, the job still cannot be written.
     expect((await head(url)).offset).toBe(head1 + tail);
     expect(await processingJobState(storageDir, id)).toBeUndefined();

@@ -167,8 +167,14 @@ export function createFileJobQueue({ directory, policies, concurrency, logger, s
 
   async function writeFile(name: string, lines: string): Promise<void> {
     const temp = path.join(dir('tmp'), `${name}.${randomBytes(6).toString('hex')}`);
-    await fs.writeFile(temp, lines, { mode: FILE_MODE });
-    await fs.rename(temp, path.join(dir('journal'), name));
+    try {
+      await fs.writeFile(temp, lines, { mode: FILE_MODE });
+      await fs.rename(temp, path.join(dir('journal'), name));
+    } catch (error) {
+      // A full disk (ENOSPC) leaves half a file: nothing reads tmp/, so nothing would remove it.
+      await fs.rm(temp, { force: true }).catch(() => undefined);
+      throw error;
+    }
   }
 
   /** The whole state as one file; older files are removed after it is in place. */
