@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HttpRequest } from 'tus-js-client';
+import type { HttpRequest, UploadOptions } from 'tus-js-client';
 import { makeFile, MiB, sha256, type TestFile } from './support/files.js';
 import { pollUntil, Scope, withTimeout, type ServerProcess } from './support/server-process.js';
 import { uploadIdOf } from './support/status.js';
@@ -18,6 +18,12 @@ const PROTOCOLS = [
   ['ietf-draft-03', 5],
   ['ietf-draft-05', 6],
 ] as const;
+
+/**
+ * tus-js-client 4.3.1 reads `protocol` ('tus-v1', 'ietf-draft-03', 'ietf-draft-05'; see its
+ * lib/upload.js) but its type declarations do not list it yet.
+ */
+const speaking = (protocol: string): Partial<UploadOptions> => ({ protocol }) as Partial<UploadOptions>;
 
 /** HEAD with the interop header: the offset and whether the upload is complete. */
 async function ietfHead(url: string, version: number): Promise<{ status: number; offset: number; complete: string | null; length: string | null }> {
@@ -44,7 +50,7 @@ describe.each(STORE_KINDS)('[%s] IETF resumable uploads', (kind) => {
       const versions = new Set<string | undefined>();
       const run = startClientUpload(fs.createReadStream(file.path), {
         endpoint: server.endpoint,
-        protocol,
+        ...speaking(protocol),
         chunkSize: 8 * MiB,
         metadata: { filename: `${protocol}.bin` },
         onBeforeRequest: (req: HttpRequest) => void versions.add(req.getHeader('Upload-Draft-Interop-Version')),
@@ -65,7 +71,7 @@ describe.each(STORE_KINDS)('[%s] IETF resumable uploads', (kind) => {
       const aborted = new Promise<number>((resolve, reject) => {
         const first = startClientUpload(fs.createReadStream(file.path), {
           endpoint: server.endpoint,
-          protocol,
+          ...speaking(protocol),
           chunkSize,
           // ~16 MiB/s: the abort at 40% lands inside the second 8 MiB PATCH.
           httpStack: slowHttpStack(16 * MiB),
@@ -103,7 +109,7 @@ describe.each(STORE_KINDS)('[%s] IETF resumable uploads', (kind) => {
       const methods: string[] = [];
       const second = startClientUpload(fs.createReadStream(file.path), {
         uploadUrl,
-        protocol,
+        ...speaking(protocol),
         chunkSize,
         onBeforeRequest: (req: HttpRequest) => void methods.push(req.getMethod()),
         onChunkComplete: (size, accepted) => chunks.push({ chunkSize: size, accepted }),
@@ -120,7 +126,7 @@ describe.each(STORE_KINDS)('[%s] IETF resumable uploads', (kind) => {
   it.each([3, 5, 6, 7, 8])('raw requests, version %i: a creation cut mid-body resumes from the HEAD offset', async (version) => {
     const content = Buffer.alloc(3 * MiB);
     for (let i = 0; i < content.length; i += 4096) content.writeUInt32BE(i, i);
-    const complete = (done: boolean) => (version === 3 ? { 'Upload-Incomplete': done ? '?0' : '?1' } : { 'Upload-Complete': done ? '?1' : '?0' });
+    const complete = (done: boolean): Record<string, string> => (version === 3 ? { 'Upload-Incomplete': done ? '?0' : '?1' } : { 'Upload-Complete': done ? '?1' : '?0' });
     const creation = new RawRequest(`${server.url}/files`, 'POST', { 'Upload-Draft-Interop-Version': version, ...complete(true), 'Content-Length': content.length });
     // Node's client reports informational responses as 'information': the 104 names the upload.
     const informational = new Promise<{ status: number; location: string | undefined; version: string | undefined }>((resolve) => {

@@ -59,7 +59,7 @@ describe('104 Upload Resumption Supported', () => {
   });
 
   it.each([3, 5, 6, 7, 8])('version %i: the 104 with Location comes before the 201', async (version) => {
-    const complete = version === 3 ? { 'Upload-Incomplete': '?0' } : { 'Upload-Complete': '?1' };
+    const complete: Record<string, string> = version === 3 ? { 'Upload-Incomplete': '?0' } : { 'Upload-Complete': '?1' };
     const { socket, until } = connect(server.running.port);
     socket.write(buildRequest('POST', '/files', { 'Upload-Draft-Interop-Version': String(version), ...complete, 'Content-Length': '5' }, 'hello'));
     const heads = await until((found) => found.some((head) => head.status >= 200));
