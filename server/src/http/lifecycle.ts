@@ -1,4 +1,4 @@
-import type { UploadBody } from '../tus/upload-body.js';
+import type { UploadBody } from './upload-body.js';
 
 /**
  * What shutdown needs to know: whether we are draining, and which upload bodies are

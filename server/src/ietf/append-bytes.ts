@@ -1,6 +1,6 @@
 import { HttpError } from '../errors.js';
 import type { HookRequest } from '../hooks/types.js';
-import type { UploadBody } from '../tus/upload-body.js';
+import type { UploadBody } from '../http/upload-body.js';
 import type { DigestTap } from '../uploads/streaming-digest.js';
 import type { FinishOutcome } from '../uploads/upload-core.js';
 import { isComplete, isFinished, uploadStateOf, type UploadState } from '../uploads/upload-state.js';

@@ -3,7 +3,7 @@ import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import type { Context } from 'hono';
 import type { HookRequest } from '../hooks/types.js';
 import type { AppEnv } from '../http/app-env.js';
-import { UploadBody } from '../tus/upload-body.js';
+import { UploadBody } from '../http/upload-body.js';
 import type { Actor } from '../uploads/actor.js';
 import type { IetfDeps } from './ietf-deps.js';
 import type { IetfExchange } from './ietf-responses.js';

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { UploadStorage } from '../storage/index.js';
-import type { UploadBody } from '../tus/upload-body.js';
+import type { UploadBody } from '../http/upload-body.js';
 
 export type StoredBytes = Readonly<{
   /** The upload's offset after the write: where its stored bytes end. */
