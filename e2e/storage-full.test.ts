@@ -1,4 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
@@ -117,6 +118,10 @@ describe.skipIf(cannotMount !== undefined)('a full disk under STORAGE_DIR (a rea
     expect(onDisk.byteLength).toBeGreaterThan(0);
     expect(onDisk.byteLength).toBeLessThan(total);
     expect(sha256(onDisk)).toBe(sha256(content.subarray(0, onDisk.byteLength)));
+    // A creation on the full disk (its record cannot be written) is a 507 too.
+    const creation = await fetchWithin(server.endpoint, { method: 'POST', headers: { ...TUS, 'Upload-Length': '10' } });
+    expect(creation.status, await creation.text()).toBe(507);
+    expect(creation.headers.get('retry-after')).toBe('30');
 
     // Space back: the rest, from that offset.
     await fsp.rm(filler);
@@ -157,6 +162,27 @@ describe.skipIf(cannotMount !== undefined)('a full disk under STORAGE_DIR (a rea
     expect(await processingJobState(storageDir, id)).toBeDefined();
     const status = await waitForState(server.url, id, ['done'], 30_000);
     expect(status.processors.sha256).toMatchObject({ ok: true, result: { sha256: sha256(content), bytes: content.byteLength } });
+    expect((await download(url)).sha256).toBe(sha256(content));
+  });
+
+  it('a PATCH with Upload-Checksum, staged on disk to be verified first, answers 507 on a full disk and stores nothing', async () => {
+    const { disk, storageDir, server } = await serverOnSmallDisk(16, { MIN_FREE_SPACE: '0' });
+    const content = new ByteSource('storage-full-checksum').bytes(0, 4 * MiB);
+    const checksum = `sha256 ${createHash('sha256').update(content).digest('base64')}`;
+    const url = await createUpload(server.endpoint, { length: content.byteLength });
+    const filler = await fillUntil(disk, MiB);
+
+    const request = rawPatch(url, 0, { 'Content-Length': content.byteLength, 'Upload-Checksum': checksum });
+    await request.writePaced(content, 256 * KiB, 0);
+    request.end();
+    expectStorageFull(await withTimeout(request.response, 30_000, 'the PATCH to be answered'));
+    // Nothing of it reached the upload, and the staged copy is gone.
+    expect((await head(url)).offset).toBe(0);
+    expect(await fsp.readdir(path.join(storageDir, '.staging')).catch(() => [])).toEqual([]);
+
+    await fsp.rm(filler);
+    const again = await patch(url, 0, content, { 'Upload-Checksum': checksum });
+    expect(again.status, again.text).toBe(204);
     expect((await download(url)).sha256).toBe(sha256(content));
   });
 

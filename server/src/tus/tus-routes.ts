@@ -144,7 +144,13 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
     const carriesBytes = carriesUploadBytes(method, raw.headers);
     // Upload-Checksum (header or trailer): the body is staged and verified before a byte of it reaches the store.
     const verified = carriesBytes && checksums.requested(raw.headers)
-      ? await checksums.verify(raw.headers, bodySource(c), method === 'POST' ? 0 : Number(raw.headers.get('upload-offset')), target.kind === 'upload' ? target.id : undefined)
+      ? await checksums
+          .verify(raw.headers, bodySource(c), method === 'POST' ? 0 : Number(raw.headers.get('upload-offset')), target.kind === 'upload' ? target.id : undefined)
+          // The body is staged under STORAGE_DIR first: a full disk there is a 507 too.
+          .catch((error: unknown) => {
+            if (isStorageFull(error)) return storageFull();
+            throw error;
+          })
       : undefined;
     if (verified instanceof HttpError) return fail(verified);
     // A creation's bytes start at 0; a PATCH's where it says (the guard checked the header).
