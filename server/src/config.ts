@@ -53,7 +53,6 @@ const positiveInt = (what: string, max: number) =>
     return n;
   });
 
-const boolean = z.enum(['true', 'false', '1', '0', 'yes', 'no'], {
 /** A count where 0 switches the limit off. */
 const limit = (what: string, max: number) =>
   z.string().transform((value, ctx) => {
@@ -65,6 +64,7 @@ const limit = (what: string, max: number) =>
     return n;
   });
 
+const boolean = z.enum(['true', 'false', '1', '0', 'yes', 'no'], {
   error: (issue) => `expected true or false, got "${String(issue.input)}"`,
 }).transform((v) => v === 'true' || v === '1' || v === 'yes');
 
@@ -209,6 +209,26 @@ const envSchema = z.object({
   PROCESSING_RETRY_DELAY: duration('1s', { allowZero: false }).default(1_000),
   /** Uploads processed at once. @default 2 */
   PROCESSING_CONCURRENCY: positiveInt('a number', 64).default(2),
+  /** Unfinished uploads one subject (a token's subject, else a client IP) may have at once; 0 for no limit. @default 100 */
+  MAX_UPLOADS_IN_PROGRESS: limit('a number of uploads', 1_000_000).default(100),
+  /** Uploads one subject may create per minute; 0 for no limit. @default 60 */
+  MAX_CREATIONS_PER_MINUTE: limit('a number of uploads', 1_000_000).default(60),
+  /** Bytes one subject's unfinished uploads may declare together (their Upload-Length); 0 for no limit. @default 20GiB */
+  MAX_UNFINISHED_BYTES: byteSize('20GiB, or 0 for no limit').default(20 * 1024 ** 3),
+  /** Status event streams (/uploads/<id>/events) one subject may hold open at once; 0 for no limit. @default 20 */
+  MAX_EVENT_STREAMS: limit('a number of streams', 1_000_000).default(20),
+  /** Slowest average rate (bytes per second, over MIN_UPLOAD_RATE_WINDOW) of an upload body; a slower one is ended, keeping what arrived; 0 disables. @default 1KiB */
+  MIN_UPLOAD_RATE: byteSize('1KiB, or 0 to disable').default(1024),
+  /** The window MIN_UPLOAD_RATE is averaged over. @default 60s */
+  MIN_UPLOAD_RATE_WINDOW: duration('60s', { allowZero: false }).default(60_000),
+  /** Connections the server holds at once (Node's server.maxConnections); more are closed at once; 0 for no limit. @default 1000 */
+  MAX_CONNECTIONS: limit('a number of connections', 1_000_000).default(1000),
+  /** Serve uploads that processing rejected; otherwise their GET answers 403 with the reason. @default false */
+  SERVE_REJECTED: boolean.default(false),
+  /** How long a finished upload is kept after its creation; the expiry sweep removes older ones as it removes expired ones. 0 keeps them. @default 0 */
+  FINISHED_UPLOAD_RETENTION: duration('30d or 12h', { allowZero: true }).default(0),
+  /** How long delivered and dead hook jobs are remembered by the queue before they are pruned. @default 7d */
+  JOB_RETENTION: duration('7d or 24h', { allowZero: false }).default(7 * 24 * 3600_000),
 });
 
 type Defaults<T> = { [K in keyof T]: T[K] };
@@ -232,26 +252,6 @@ export type Config = Readonly<{
   limits: Readonly<{ uploadsInProgress: number; creationsPerMinute: number; unfinishedBytes: number; eventStreams: number }>;
   tus: Readonly<{
     /** Always ends without a slash: "/files". Upload URLs are `${path}/${id}`. */
-  /** Unfinished uploads one subject (a token's subject, else a client IP) may have at once; 0 for no limit. @default 100 */
-  MAX_UPLOADS_IN_PROGRESS: limit('a number of uploads', 1_000_000).default(100),
-  /** Uploads one subject may create per minute; 0 for no limit. @default 60 */
-  MAX_CREATIONS_PER_MINUTE: limit('a number of uploads', 1_000_000).default(60),
-  /** Bytes one subject's unfinished uploads may declare together (their Upload-Length); 0 for no limit. @default 20GiB */
-  MAX_UNFINISHED_BYTES: byteSize('20GiB, or 0 for no limit').default(20 * 1024 ** 3),
-  /** Status event streams (/uploads/<id>/events) one subject may hold open at once; 0 for no limit. @default 20 */
-  MAX_EVENT_STREAMS: limit('a number of streams', 1_000_000).default(20),
-  /** Slowest average rate (bytes per second, over MIN_UPLOAD_RATE_WINDOW) of an upload body; a slower one is ended, keeping what arrived; 0 disables. @default 1KiB */
-  MIN_UPLOAD_RATE: byteSize('1KiB, or 0 to disable').default(1024),
-  /** The window MIN_UPLOAD_RATE is averaged over. @default 60s */
-  MIN_UPLOAD_RATE_WINDOW: duration('60s', { allowZero: false }).default(60_000),
-  /** Connections the server holds at once (Node's server.maxConnections); more are closed at once; 0 for no limit. @default 1000 */
-  MAX_CONNECTIONS: limit('a number of connections', 1_000_000).default(1000),
-  /** Serve uploads that processing rejected; otherwise their GET answers 403 with the reason. @default false */
-  SERVE_REJECTED: boolean.default(false),
-  /** How long a finished upload is kept after its creation; the expiry sweep removes older ones as it removes expired ones. 0 keeps them. @default 0 */
-  FINISHED_UPLOAD_RETENTION: duration('30d or 12h', { allowZero: true }).default(0),
-  /** How long delivered and dead hook jobs are remembered by the queue before they are pruned. @default 7d */
-  JOB_RETENTION: duration('7d or 24h', { allowZero: false }).default(7 * 24 * 3600_000),
     path: string;
     maxUploadSize: number;
     /** 0 means unfinished uploads never expire. */
@@ -259,6 +259,8 @@ export type Config = Readonly<{
     expirySweepIntervalMs: number;
     /** Partial uploads stay after their final upload is built (concatenation). */
     keepPartials: boolean;
+    /** Finished uploads older than this (from creation) are removed by the expiry sweep; 0 keeps them. */
+    finishedRetentionMs: number;
   }>;
   /**
    * Where uploads live. `directory` exists for both kinds: with S3 it holds the local
@@ -270,8 +272,6 @@ export type Config = Readonly<{
   /** GET /metrics needs `Authorization: Bearer <token>` when set. */
   metrics: Readonly<{ token: string | undefined }>;
   /** Free bytes the storage directory keeps before new uploads are refused; 0: no check. */
-    /** Finished uploads older than this (from creation) are removed by the expiry sweep; 0 keeps them. */
-    finishedRetentionMs: number;
   freeSpace: Readonly<{ minimumBytes: number }>;
   hooks: Readonly<{
     http: Readonly<{ url: string; secret: string; timeoutMs: number }> | undefined;
@@ -378,6 +378,14 @@ export function parseConfig(env: Env, cwd = process.cwd(), readFile: ReadSecretF
       idleTimeoutMs: e.IDLE_TIMEOUT,
       shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
       trustProxy: e.TRUST_PROXY,
+      minUploadRate: { bytesPerSecond: e.MIN_UPLOAD_RATE, windowMs: e.MIN_UPLOAD_RATE_WINDOW },
+      maxConnections: e.MAX_CONNECTIONS,
+    },
+    limits: {
+      uploadsInProgress: e.MAX_UPLOADS_IN_PROGRESS,
+      creationsPerMinute: e.MAX_CREATIONS_PER_MINUTE,
+      unfinishedBytes: e.MAX_UNFINISHED_BYTES,
+      eventStreams: e.MAX_EVENT_STREAMS,
     },
     tus: {
       path: tusPath,
@@ -385,6 +393,7 @@ export function parseConfig(env: Env, cwd = process.cwd(), readFile: ReadSecretF
       uploadExpiryMs: e.UPLOAD_EXPIRY,
       expirySweepIntervalMs: e.EXPIRY_SWEEP_INTERVAL,
       keepPartials: e.CONCAT_KEEP_PARTIALS,
+      finishedRetentionMs: e.FINISHED_UPLOAD_RETENTION,
     },
     storage,
     cors: { origins: e.CORS_ORIGINS },
@@ -402,22 +411,15 @@ export function parseConfig(env: Env, cwd = process.cwd(), readFile: ReadSecretF
     processing: {
       deleteRejected: e.DELETE_REJECTED,
       maxAttempts: e.PROCESSING_MAX_ATTEMPTS,
-      minUploadRate: { bytesPerSecond: e.MIN_UPLOAD_RATE, windowMs: e.MIN_UPLOAD_RATE_WINDOW },
-      maxConnections: e.MAX_CONNECTIONS,
-    },
-    limits: {
-      uploadsInProgress: e.MAX_UPLOADS_IN_PROGRESS,
-      creationsPerMinute: e.MAX_CREATIONS_PER_MINUTE,
-      unfinishedBytes: e.MAX_UNFINISHED_BYTES,
-      eventStreams: e.MAX_EVENT_STREAMS,
       retryDelayMs: e.PROCESSING_RETRY_DELAY,
       concurrency: e.PROCESSING_CONCURRENCY,
+      serveRejected: e.SERVE_REJECTED,
+      jobRetentionMs: e.JOB_RETENTION,
     },
     auth,
     redis: e.REDIS_URL ? { url: e.REDIS_URL, prefix: e.REDIS_PREFIX } : undefined,
   });
 }
-      finishedRetentionMs: e.FINISHED_UPLOAD_RETENTION,
 
 /**
  * A secret given directly (`X`) or as a file (`X_FILE`), never both. The file's contents
@@ -437,8 +439,6 @@ function secret(
     return undefined;
   }
   if (file === undefined) return direct;
-      serveRejected: e.SERVE_REJECTED,
-      jobRetentionMs: e.JOB_RETENTION,
   let contents: string;
   try {
     contents = readFile(path.resolve(cwd, file));

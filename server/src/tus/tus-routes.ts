@@ -35,7 +35,6 @@ export type TusRoutesDeps = Readonly<{
 
 const OFFSET_STREAM = 'application/offset+octet-stream';
 
-/** PATCH always carries upload bytes; POST only with creation-with-upload. */
 /** Why a body was cut short, for the client that resumes from the offset it got (Upload-Cut-Reason). */
 const CUT_EXPLANATIONS: Partial<Record<CutReason, (config: Config) => string>> = {
   idle: (config) => `idle: no byte arrived for ${config.server.idleTimeoutMs / 1000} s (IDLE_TIMEOUT); resume from Upload-Offset`,
@@ -43,6 +42,7 @@ const CUT_EXPLANATIONS: Partial<Record<CutReason, (config: Config) => string>> =
     `too-slow: fewer than ${rate.bytesPerSecond} bytes/s arrived over ${rate.windowMs / 1000} s (MIN_UPLOAD_RATE); resume from Upload-Offset`,
 };
 
+/** PATCH always carries upload bytes; POST only with creation-with-upload. */
 function carriesUploadBytes(method: string, headers: Headers): boolean {
   if (method === 'PATCH') return true;
   return method === 'POST' && isOffsetStream(headers);
@@ -165,16 +165,16 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
     rememberDigestTap(request, digest);
     try {
       response = await tus.handleWeb(request);
+      // @tus/server names its first allowed origin to any other: an origin not on the list gets no CORS headers.
+      restrictCorsHeaders(response.headers, config.cors, raw.headers.get('origin'));
+      // onResponseError cannot set headers: those of the error it mapped (a 429's Retry-After) are added here.
+      for (const [name, value] of Object.entries(mappedErrorHeaders(request) ?? {})) if (!response.headers.has(name)) response.headers.set(name, value);
       // "The Tus-Checksum-Algorithm header MUST be included in the response to an OPTIONS request."
       if (method === 'OPTIONS') response.headers.set('Tus-Checksum-Algorithm', TUS_CHECKSUM_ALGORITHM);
       // @tus/server's own header validation answers `Invalid <names>` outside onResponseError.
       const invalid = response.status === 400 ? /^Invalid ([a-z0-9 -]+)\n$/.exec(await response.clone().text()) : null;
       if (invalid?.[1]) response = fail(new HttpError('ERR_INVALID_REQUEST', `malformed ${invalid[1].split(' ').join(', ')} header`));
       // onResponseError cannot set headers: a 503 it mapped (S3 or Redis not answering) gets its Retry-After here.
-      // @tus/server names its first allowed origin to any other: an origin not on the list gets no CORS headers.
-      restrictCorsHeaders(response.headers, config.cors, raw.headers.get('origin'));
-      // onResponseError cannot set headers: those of the error it mapped (a 429's Retry-After) are added here.
-      for (const [name, value] of Object.entries(mappedErrorHeaders(request) ?? {})) if (!response.headers.has(name)) response.headers.set(name, value);
       if (response.status === 503 && !response.headers.has('retry-after')) response.headers.set('Retry-After', serviceUnavailable().headers['Retry-After'] ?? '5');
       // And a 507 (storage full) its own.
       if (response.status === 507 && !response.headers.has('retry-after')) response.headers.set('Retry-After', storageFull().headers['Retry-After'] ?? '30');
@@ -202,15 +202,15 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
     }
     // A body we cut short may still be arriving: tell the client this connection is done.
     if (body?.cutReason) response.headers.set('Connection', 'close');
+    // The bytes that arrived are stored and the answer has their offset: say why the rest was not taken.
+    const why = body?.cutReason ? CUT_EXPLANATIONS[body.cutReason]?.(config) : undefined;
+    if (why) response.headers.set('Upload-Cut-Reason', why);
     return response;
   }
 
   const base = config.tus.path;
   routes.all(base, (c) => handle(c, { kind: 'collection' }));
   routes.all(`${base}/`, (c) => handle(c, { kind: 'collection' }));
-    // The bytes that arrived are stored and the answer has their offset: say why the rest was not taken.
-    const why = body?.cutReason ? CUT_EXPLANATIONS[body.cutReason]?.(config) : undefined;
-    if (why) response.headers.set('Upload-Cut-Reason', why);
   routes.all(`${base}/:segment`, (c) => {
     // The raw segment, decoded once: the same reading @tus/server makes of the URL.
     const id = uploadIdFromSegment(new URL(c.req.url).pathname.slice(base.length + 1));
