@@ -10,6 +10,11 @@ export const EXPOSED_HEADER_NAMES = [
   'Upload-Defer-Length',
   'Upload-Expires',
   'Upload-Concat',
+  // The IETF resumable upload protocol's answers (server/src/ietf).
+  'Upload-Complete',
+  'Upload-Incomplete',
+  'Upload-Limit',
+  'Upload-Draft-Interop-Version',
   'Tus-Resumable',
   'Tus-Version',
   'Tus-Extension',

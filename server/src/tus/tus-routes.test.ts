@@ -579,6 +579,19 @@ describe('CORS on tus responses', () => {
     expect(res.headers.get('access-control-expose-headers')).toContain('Upload-Expires');
   });
 
+  it("lets a browser speak the IETF protocol: its request headers pass the preflight, its answers' headers are readable", async () => {
+    const preflight = await t.app.request('/files', {
+      method: 'OPTIONS',
+      headers: { Origin: 'https://a.example.com', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'upload-draft-interop-version, upload-complete, upload-length' },
+    });
+    const allowed = (preflight.headers.get('access-control-allow-headers') ?? '').toLowerCase();
+    for (const name of ['upload-draft-interop-version', 'upload-complete', 'upload-incomplete']) expect(allowed).toContain(name);
+    const created = await t.app.request('/files', { method: 'POST', headers: { Origin: 'https://a.example.com', 'Upload-Draft-Interop-Version': '6', 'Upload-Complete': '?0' } });
+    expect(created.status).toBe(201);
+    const exposed = created.headers.get('access-control-expose-headers') ?? '';
+    for (const name of ['Location', 'Upload-Complete', 'Upload-Limit', 'Upload-Offset']) expect(exposed).toContain(name);
+  });
+
   it('errors we answer ourselves carry CORS headers too', async () => {
     const res = await t.app.request('/files', { method: 'POST', headers: { Origin: 'https://a.example.com', 'Upload-Length': '1' } });
     expect(res.status).toBe(412);

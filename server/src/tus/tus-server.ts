@@ -36,9 +36,10 @@ export function createTusServer({ config, storage, logger, locker = createMemory
     // @tus/server's own list lacks Upload-Expires, which a browser client needs to read (expiration):
     // it exposes what our own answers expose, each name once.
     exposedHeaders: EXPOSED_HEADER_NAMES.filter((name) => !(HEADERS as readonly string[]).includes(name)),
-    // A browser may send Upload-Checksum (checksum extension) and Repr-Digest (a digest of the
-    // whole upload, at creation): the preflight must allow them.
-    allowedHeaders: ['Upload-Checksum', 'Repr-Digest'],
+    // A browser may send Upload-Checksum (checksum extension), Repr-Digest (a digest of the
+    // whole upload, at creation) and the IETF protocol's headers (tus-js-client's ietf-draft-*
+    // modes): the preflight must allow them.
+    allowedHeaders: ['Upload-Checksum', 'Repr-Digest', 'Upload-Draft-Interop-Version', 'Upload-Complete', 'Upload-Incomplete'],
     // Every error leaves as `ERR_CODE: message`; unknown ones are logged and never leak.
     // Without a Host header (HTTP/1.0) an absolute URL would read http://null/...: answer a
     // relative Location instead, which RFC 9110 allows.
