@@ -53,6 +53,9 @@ type Appending = { record: JournalRecord; apply(): void; resolve(): void; reject
 const LEGACY_STATES = ['pending', 'done', 'dead'] as const;
 
 const BATCH = /^(\d{12})\.(batch|snapshot)\.jsonl$/;
+
+/** How long a job waits when its outcome could not be written to the journal before it runs again. */
+export const BOOKKEEPING_RETRY_MS = 5_000;
 const batchName = (n: number, kind: 'batch' | 'snapshot') => `${String(n).padStart(12, '0')}.${kind}.jsonl`;
 
 /**
@@ -365,7 +368,13 @@ export function createFileJobQueue({ directory, policies, concurrency, logger, s
       busyGroups.add(job.group);
       runningByKind.set(job.kind, (runningByKind.get(job.kind) ?? 0) + 1);
       const run = execute(job)
-        .catch((error: unknown) => logger.error({ err: error, job: job.key }, 'queue bookkeeping failed'))
+        .catch((error: unknown) => {
+          logger.error({ err: error, job: job.key }, 'queue bookkeeping failed');
+          // Its outcome could not be written (a full disk): the job is still pending, as the
+          // journal says. Later, not at once: an immediate rerun would spin as long as the disk is full.
+          const current = pending.get(job.key);
+          if (current) current.notBefore = Date.now() + BOOKKEEPING_RETRY_MS;
+        })
         .finally(() => {
           running.delete(job.key);
           runningByKind.set(job.kind, (runningByKind.get(job.kind) ?? 1) - 1);

@@ -1,0 +1,50 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BOOKKEEPING_RETRY_MS, createFileJobQueue } from './file-job-queue.js';
+import { contractOptions, newJob } from './job-queue.contract.js';
+import type { JobQueue } from './job-queue.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// When the journal cannot be written (a full disk), a job's outcome is lost but the job is
+// not: it stays pending. It must not run again at once, in a loop as fast as the CPU allows,
+// for as long as the disk stays full.
+describe('file queue whose journal cannot be written', () => {
+  let directory: string | undefined;
+  let queue: JobQueue | undefined;
+  afterEach(async () => {
+    await queue?.stop();
+    if (directory) await fs.rm(directory, { recursive: true, force: true });
+    queue = undefined;
+    directory = undefined;
+  });
+
+  it('runs a job whose outcome could not be recorded again only after a pause', async () => {
+    directory = await fs.mkdtemp(path.join(os.tmpdir(), 'tus-queue-full-'));
+    const q = createFileJobQueue({ directory, logger: pino({ level: 'silent' }), ...contractOptions({ maxAttempts: 3, baseDelayMs: 20 }) });
+    queue = q;
+    let runs = 0;
+    let journalBroken = false;
+    q.start({
+      run: async () => {
+        runs += 1;
+        if (journalBroken) return;
+        // The job is in the journal; from now on nothing more can be written there (as on a
+        // full disk: the batch's rename fails).
+        await fs.rm(path.join(directory ?? '', 'journal'), { recursive: true, force: true });
+        await fs.writeFile(path.join(directory ?? '', 'journal'), '');
+        journalBroken = true;
+      },
+      dead: async () => undefined,
+    });
+    expect(await q.enqueue(newJob('upload-1'))).toBe(true);
+    await sleep(1_000);
+    // Once, and then it waits BOOKKEEPING_RETRY_MS (not thousands of runs in that second).
+    expect(BOOKKEEPING_RETRY_MS).toBeGreaterThan(1_000);
+    expect(runs).toBe(1);
+    expect(await q.status('upload-1')).toBe('pending');
+  });
+});
