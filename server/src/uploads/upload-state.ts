@@ -1,11 +1,13 @@
 import type { Upload } from '@tus/utils';
 import type { HookUpload } from '../hooks/types.js';
 import { plainMetadata } from '../upload-metadata.js';
-import { splitStoredMetadata, type UploadKind, type UploadProtocol } from './stored-metadata.js';
+import { splitStoredMetadata, type SplitMetadata } from './stored-metadata.js';
 
 /**
  * An upload as every protocol sees it: what the core decides on, whichever front-end
- * (tus 1.0 today) created it and whichever store keeps it.
+ * (tus 1.0, the IETF draft) created it and whichever store keeps it. Its metadata and the
+ * core's facts (binary keys, concatenation kind, declared digest, owner, protocol) are those
+ * the store keeps in its record (stored-metadata.ts).
  */
 export type UploadState = Readonly<{
   id: string;
@@ -13,24 +15,10 @@ export type UploadState = Readonly<{
   length: number | undefined;
   /** Bytes stored so far. */
   offset: number;
-  /**
-   * Metadata as the client sent it: values decoded from base64 when they are UTF-8 text,
-   * kept as base64 when not (their keys in `binaryKeys`); null for a key without value.
-   */
-  metadata: Readonly<Record<string, string | null>>;
-  /** Keys whose value is not text: `metadata[key]` is the base64 of its bytes. */
-  binaryKeys: readonly string[];
-  /** Single, or a partial or final upload of the concatenation extension. */
-  concat: UploadKind;
-  /** The sha256 the client declared for the whole upload (base64), checked when the last byte arrives. */
-  declaredSha256: string | undefined;
-  /** Who created it (an Actor's subject); undefined when created without authentication. */
-  owner: string | undefined;
-  /** The protocol that created it, the only one that may append to it; undefined means tus 1.0. */
-  protocol?: UploadProtocol;
   /** When the upload was created (ISO 8601), when the store knows it. */
   createdAt: string | null;
-}>;
+}> &
+  SplitMetadata;
 
 /** The core's view of a store's @tus/utils Upload. */
 export function uploadStateOf(upload: Pick<Upload, 'id' | 'size' | 'offset' | 'metadata' | 'creation_date'>): UploadState {
