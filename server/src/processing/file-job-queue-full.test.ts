@@ -47,4 +47,29 @@ describe('file queue whose journal cannot be written', () => {
     expect(runs).toBe(1);
     expect(await q.status('upload-1')).toBe('pending');
   });
+
+  it('a run that fails for want of space waits for it without using up an attempt (a disk full for a while ends no good upload failed)', async () => {
+    const devFull = await fs.access('/dev/full').then(() => true, () => false);
+    if (!devFull) return;
+    directory = await fs.mkdtemp(path.join(os.tmpdir(), 'tus-queue-full-'));
+    const q = createFileJobQueue({ directory, logger: pino({ level: 'silent' }), storageFullRetryMs: 20, ...contractOptions({ maxAttempts: 3, baseDelayMs: 20 }) });
+    queue = q;
+    let runs = 0;
+    let dead = 0;
+    q.start({
+      run: async () => {
+        runs += 1;
+        // Five runs in a row on a full disk (more than maxAttempts): /dev/full answers every write with a real ENOSPC.
+        if (runs <= 5) await fs.writeFile('/dev/full', 'a status record');
+      },
+      dead: async () => {
+        dead += 1;
+      },
+    });
+    expect(await q.enqueue(newJob('upload-2'))).toBe(true);
+    for (let i = 0; i < 100 && (await q.status('upload-2')) === 'pending'; i += 1) await sleep(20);
+    expect(await q.status('upload-2')).toBe('done');
+    expect(runs).toBe(6);
+    expect(dead).toBe(0);
+  });
 });

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../logger.js';
+import { isStorageFull } from '../storage/storage-errors.js';
 import { JOB_KINDS, retryDelay, type Job, type JobHandlers, type JobKind, type JobQueue, type JobStatus, type NewJob, type RetryPolicy } from './job-queue.js';
 
 export type FileJobQueueOptions = Readonly<{
@@ -24,6 +25,12 @@ export type FileJobQueueOptions = Readonly<{
    * @default forever
    */
   retentionMs?: number;
+  /**
+   * How long a job waits, without using up an attempt, when storage is full (its run failed
+   * with ENOSPC, or its outcome could not be written to the journal).
+   * @default BOOKKEEPING_RETRY_MS
+   */
+  storageFullRetryMs?: number;
 }>;
 
 /**
@@ -68,7 +75,7 @@ const batchName = (n: number, kind: 'batch' | 'snapshot') => `${String(n).padSta
  * and the batches after it are replayed, so nothing enqueued is lost to a restart; once
  * the journal outgrows the state, a snapshot of it replaces the older files.
  */
-export function createFileJobQueue({ directory, policies, concurrency, logger, snapshotAfter = 4096, retentionMs = 0 }: FileJobQueueOptions): JobQueue {
+export function createFileJobQueue({ directory, policies, concurrency, logger, snapshotAfter = 4096, retentionMs = 0, storageFullRetryMs = BOOKKEEPING_RETRY_MS }: FileJobQueueOptions): JobQueue {
   const dir = (name: 'journal' | 'tmp' | (typeof LEGACY_STATES)[number]) => path.join(directory, name);
   const pending = new Map<string, Pending>();
   /**
@@ -331,6 +338,13 @@ export function createFileJobQueue({ directory, policies, concurrency, logger, s
       await handlers!.run(record);
       await append({ t: 'done', key: job.key, kind: job.kind, at: Date.now() });
     } catch (error) {
+      // A full disk is not the job's fault: it waits for space without using up an attempt
+      // (else a disk full for a minute would end good uploads `failed`). Nothing can be written now.
+      if (isStorageFull(error)) {
+        logger.warn({ job: job.key, err: error, retryInMs: storageFullRetryMs }, 'job waits for storage space');
+        setPending({ ...job, notBefore: Date.now() + storageFullRetryMs });
+        return;
+      }
       const attempts = job.attempts + 1;
       const lastError = error instanceof Error ? error.message : String(error);
       const updated: Job = { ...record, attempts, lastError };
@@ -373,7 +387,7 @@ export function createFileJobQueue({ directory, policies, concurrency, logger, s
           // Its outcome could not be written (a full disk): the job is still pending, as the
           // journal says. Later, not at once: an immediate rerun would spin as long as the disk is full.
           const current = pending.get(job.key);
-          if (current) current.notBefore = Date.now() + BOOKKEEPING_RETRY_MS;
+          if (current) current.notBefore = Date.now() + storageFullRetryMs;
         })
         .finally(() => {
           running.delete(job.key);
