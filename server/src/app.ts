@@ -5,12 +5,16 @@ import { createHookDispatcher } from './hooks/hook-dispatcher.js';
 import type { HookHandlers } from './hooks/types.js';
 import type { AppEnv } from './http/app-env.js';
 import { createAuthenticator } from './http/auth.js';
+import { varyOrigin } from './http/cors.js';
+import { createUrlSigner, signingKey } from './http/signed-urls.js';
 import { isWithinPath, rejectDotSegments } from './http/dot-segments.js';
 import { ietfRoutes } from './ietf/ietf-routes.js';
 import { rejectWhileDraining } from './http/draining.js';
 import { errorResponse } from './http/error-response.js';
 import { ServerLifecycle } from './http/lifecycle.js';
 import { requestLog } from './http/request-log.js';
+import type { LimitCounters } from './limits/limit-counters.js';
+import { createLimits } from './limits/limits.js';
 import type { Logger } from './logger.js';
 import { instrumentLocker } from './metrics/instrument-locker.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
@@ -46,6 +50,8 @@ export type AppDeps = Readonly<{
   state?: ProcessingStores;
   /** Services /readyz checks besides storage (Redis). */
   services?: readonly ReadinessCheck[];
+  /** Where the per-subject limits count (Redis for several instances); in memory without. */
+  limitCounters?: LimitCounters;
 }>;
 
 export type UploadServerApp = Readonly<{
@@ -99,7 +105,9 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
     directory: config.storage.kind === 's3' ? config.storage.tempDirectory : config.storage.directory,
     minimumBytes: config.freeSpace.minimumBytes,
   });
-  const core = createUploadCore({ config, storage, locker, hooks, processing, statuses: state.statuses, lifecycle, logger, freeSpace, metrics });
+  // An in-progress count outlives no upload: once UPLOAD_EXPIRY passed, the upload is gone anyway.
+  const limits = createLimits({ limits: config.limits, counters: deps.limitCounters, staleAfterMs: config.tus.uploadExpiryMs, onLimited: (limit) => metrics.rateLimited.inc({ limit }) });
+  const core = createUploadCore({ config, storage, locker, hooks, processing, statuses: state.statuses, lifecycle, logger, freeSpace, limits, metrics });
   const events = uploadLifecycle(core);
   const { tus } = createTusServer({ config, storage, logger, locker, callbacks: events.options });
   events.listen(tus);
@@ -111,11 +119,17 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
     intervalMs: config.tus.expirySweepIntervalMs,
     afterSweep: () => processing.reconcile().then(() => undefined),
     metrics,
+    finishedRetentionMs: config.tus.finishedRetentionMs,
+    onRemoved: (id) => core.expired(id),
   });
 
-  const authenticate = createAuthenticator(config.auth);
+  // Signed links (downloads, status streams) instead of tokens in URLs; one key per deployment.
+  const signer = config.auth ? createUrlSigner(signingKey(config.auth), config.auth.signedUrlTtlMs) : undefined;
+  const authenticate = createAuthenticator(config.auth, signer);
   const app = new Hono<AppEnv>();
   app.use(requestLog(logger, metrics));
+  // With a list of origins, every answer depends on Origin: caches must keep them apart.
+  app.use(varyOrigin(config.cors));
   // Before every route: a dot segment in the raw path (`/files/%2e%2e`) would be routed by the resolved one.
   app.use(
     rejectDotSegments((c, rawPath) =>
@@ -126,7 +140,7 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
   // Beside the health routes: not behind the uploads' authentication, and answering while draining.
   app.route('/', metricsRoutes({ metrics, token: config.metrics.token }));
   app.use(rejectWhileDraining(lifecycle));
-  app.route('/', statusRoutes({ stateOf: core.stateOf, statuses: state.statuses, tusPath: config.tus.path, cors: config.cors, isValidId: isValidUploadId, authenticate }));
+  app.route('/', statusRoutes({ stateOf: core.stateOf, statuses: state.statuses, tusPath: config.tus.path, cors: config.cors, isValidId: isValidUploadId, authenticate, signer, limits, trustProxy: config.server.trustProxy }));
   // Exact GET routes (`/`, `/demo/<asset>`): ahead of the tus routes so TUS_PATH=/demo cannot hide the page.
   app.route('/', demoPageRoutes({ tusPath: config.tus.path }));
   // Requests carrying Upload-Draft-Interop-Version are the IETF protocol's; the others go on to the tus routes.

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
@@ -140,8 +141,18 @@ const envSchema = z.object({
   AUTH_JWKS_URL: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL such as https://auth.example.com/.well-known/jwks.json' }).optional(),
   /** Issuer (`iss`) every token must carry. @default (any) */
   AUTH_JWT_ISSUER: z.string().optional(),
-  /** Audience (`aud`) every token must include. @default (any) */
+  /** Audience (`aud`) every token must include; required with AUTH_JWKS_URL (an identity provider issues tokens for other applications too). @default (any) */
   AUTH_JWT_AUDIENCE: z.string().optional(),
+  /** Oldest token accepted, from its `iat` (which it must then carry); tokens always need `exp`. @default (no limit beyond exp) */
+  AUTH_MAX_TOKEN_AGE: duration('1h or 15m', { allowZero: false }).optional(),
+  /** A token whose `scope` (or `scp`) includes this value may see and change every upload. @default (none) */
+  AUTH_ADMIN_SCOPE: z.string().regex(/^\S+$/, 'expected one scope value without spaces, such as uploads:admin').optional(),
+  /** File of API keys for server-to-server clients, one `<id> <key>` per line (key 32+ characters; # comments). @default (none) */
+  AUTH_API_KEYS_FILE: z.string().optional(),
+  /** Key that signs download and status-stream links (32+ characters); shared by every instance. @default derived from AUTH_JWT_SECRET, else random per process */
+  SIGNED_URL_SECRET: z.string().min(32, 'expected a secret of at least 32 characters').optional(),
+  /** How long a signed download or status-stream link stays valid. @default 15m */
+  SIGNED_URL_TTL: duration('15m or 1h', { allowZero: false }).default(15 * 60_000),
   /** Largest upload accepted, in bytes (units such as 2GiB or 500MB are accepted). @default 2147483648 */
   MAX_UPLOAD_SIZE: byteSize('2147483648 or 2GiB')
     .refine((n) => n > 0, 'expected a size above 0 bytes')
@@ -299,9 +310,22 @@ export type Config = Readonly<{
 }>;
 
 /** Tokens are JWTs signed with a shared secret (HS256) or by keys from a JWKS URL. */
-export type AuthConfig = Readonly<
-  ({ kind: 'secret'; secret: string } | { kind: 'jwks'; url: string }) & { issuer: string | undefined; audience: string | undefined }
+export type JwtAuthConfig = Readonly<
+  ({ kind: 'secret'; secret: string } | { kind: 'jwks'; url: string }) & { issuer: string | undefined; audience: string | undefined; maxTokenAgeMs: number | undefined }
 >;
+
+/** An API key as the server keeps it: its id and the sha256 of the key, never the key. */
+export type ApiKeyRecord = Readonly<{ id: string; sha256: string }>;
+
+/** Who may use the server: JWTs, API keys, or both. Undefined (no AuthConfig) when it is open. */
+export type AuthConfig = Readonly<{
+  jwt: JwtAuthConfig | undefined;
+  apiKeys: readonly ApiKeyRecord[];
+  adminScope: string | undefined;
+  /** Signs download and status-stream links; undefined: derived at start (see createApp). */
+  signedUrlSecret: string | undefined;
+  signedUrlTtlMs: number;
+}>;
 
 export type FileStorageConfig = Readonly<{ kind: 'file'; directory: string }>;
 
@@ -455,8 +479,19 @@ function secret(
 }
 
 function authConfig(e: Defaults<z.output<typeof envSchema>>, cwd: string, readFile: ReadSecretFile, problems: string[]): AuthConfig | undefined {
+  const jwt = jwtConfig(e, cwd, readFile, problems);
+  const apiKeys = e.AUTH_API_KEYS_FILE === undefined ? [] : apiKeysFrom(e.AUTH_API_KEYS_FILE, cwd, readFile, problems);
+  if (!jwt && apiKeys.length === 0) {
+    if (e.AUTH_ADMIN_SCOPE !== undefined) problems.push('AUTH_ADMIN_SCOPE: only used with AUTH_JWT_SECRET or AUTH_JWKS_URL, which is not set');
+    if (e.AUTH_MAX_TOKEN_AGE !== undefined) problems.push('AUTH_MAX_TOKEN_AGE: only used with AUTH_JWT_SECRET or AUTH_JWKS_URL, which is not set');
+    return undefined;
+  }
+  return { jwt, apiKeys, adminScope: e.AUTH_ADMIN_SCOPE, signedUrlSecret: e.SIGNED_URL_SECRET, signedUrlTtlMs: e.SIGNED_URL_TTL };
+}
+
+function jwtConfig(e: Defaults<z.output<typeof envSchema>>, cwd: string, readFile: ReadSecretFile, problems: string[]): JwtAuthConfig | undefined {
   const secretValue = secret(e, 'AUTH_JWT_SECRET', cwd, readFile, problems);
-  const claims = { issuer: e.AUTH_JWT_ISSUER, audience: e.AUTH_JWT_AUDIENCE };
+  const claims = { issuer: e.AUTH_JWT_ISSUER, audience: e.AUTH_JWT_AUDIENCE, maxTokenAgeMs: e.AUTH_MAX_TOKEN_AGE };
   if (secretValue !== undefined && e.AUTH_JWKS_URL !== undefined) {
     problems.push('AUTH_JWKS_URL: set either AUTH_JWT_SECRET or AUTH_JWKS_URL, not both');
     return undefined;
@@ -466,11 +501,43 @@ function authConfig(e: Defaults<z.output<typeof envSchema>>, cwd: string, readFi
     if (secretValue.length < 32) problems.push('AUTH_JWT_SECRET_FILE: expected a secret of at least 32 characters');
     return { kind: 'secret', secret: secretValue, ...claims };
   }
-  if (e.AUTH_JWKS_URL !== undefined) return { kind: 'jwks', url: e.AUTH_JWKS_URL, ...claims };
+  if (e.AUTH_JWKS_URL !== undefined) {
+    // An identity provider signs tokens for every application it serves: without an audience,
+    // a token issued for another application would open this server.
+    if (claims.audience === undefined) problems.push('AUTH_JWT_AUDIENCE: required with AUTH_JWKS_URL (the audience your identity provider puts in tokens for this server)');
+    return { kind: 'jwks', url: e.AUTH_JWKS_URL, ...claims };
+  }
   if (claims.issuer !== undefined || claims.audience !== undefined) {
     problems.push(`${claims.issuer !== undefined ? 'AUTH_JWT_ISSUER' : 'AUTH_JWT_AUDIENCE'}: only used with AUTH_JWT_SECRET or AUTH_JWKS_URL, which is not set`);
   }
   return undefined;
+}
+
+/** API keys from their file: `<id> <key>` per line; only the keys' sha256 is kept. */
+function apiKeysFrom(file: string, cwd: string, readFile: ReadSecretFile, problems: string[]): ApiKeyRecord[] {
+  let contents: string;
+  try {
+    contents = readFile(path.resolve(cwd, file));
+  } catch (error) {
+    problems.push(`AUTH_API_KEYS_FILE: cannot read ${file}: ${(error as Error).message}`);
+    return [];
+  }
+  const keys: ApiKeyRecord[] = [];
+  const before = problems.length;
+  for (const [index, raw] of contents.split(/\r?\n/).entries()) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const match = /^([A-Za-z0-9._-]{1,64})\s+(\S{32,})$/.exec(line);
+    // Never echo the line: it holds a key.
+    if (!match?.[1] || !match[2]) {
+      problems.push(`AUTH_API_KEYS_FILE: line ${index + 1} of ${file} is not "<id> <key>" (an id of letters, digits and ._-, a key of 32+ characters)`);
+      continue;
+    }
+    if (keys.some((key) => key.id === match[1])) problems.push(`AUTH_API_KEYS_FILE: id ${match[1]} appears twice in ${file}`);
+    keys.push({ id: match[1], sha256: createHash('sha256').update(match[2]).digest('hex') });
+  }
+  if (keys.length === 0 && problems.length === before) problems.push(`AUTH_API_KEYS_FILE: ${file} holds no key`);
+  return keys;
 }
 
 function storageConfig(

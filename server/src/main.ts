@@ -53,7 +53,7 @@ async function main(): Promise<void> {
   const uploadServer = createApp(config, {
     storage,
     logger,
-    ...(redis ? { locker: redis.locker, state: redis.state, services: [{ name: 'redis', check: () => redis.checkReady() }] } : {}),
+    ...(redis ? { locker: redis.locker, state: redis.state, limitCounters: redis.limitCounters, services: [{ name: 'redis', check: () => redis.checkReady() }] } : {}),
   });
   // Filled once listening; the signal handlers below exist before that.
   const server: { running?: RunningServer } = {};

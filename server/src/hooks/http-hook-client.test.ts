@@ -49,7 +49,7 @@ const config = (timeoutMs = 2_000, path = '/hook'): HttpHookConfig => ({ url: `$
 const event: HookEvent = {
   type: 'post-finish',
   upload: { id: '0123456789abcdef0123456789abcdef', size: 11, offset: 11, metadata: { filename: 'hello.txt' }, createdAt: '2026-01-01T00:00:00.000Z' },
-  request: { method: 'PATCH', uri: '/files/0123456789abcdef0123456789abcdef', remoteAddress: '127.0.0.1', headers: { 'tus-resumable': '1.0.0' } },
+  request: { method: 'PATCH', uri: '/files/0123456789abcdef0123456789abcdef', remoteAddress: '127.0.0.1', subject: null, headers: { 'tus-resumable': '1.0.0' } },
 };
 
 async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {

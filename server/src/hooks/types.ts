@@ -37,11 +37,18 @@ export type HookUpload = Readonly<{
   createdAt: string | null;
 }>;
 
-/** The HTTP request that triggered the hook, when there was one. */
+/**
+ * The HTTP request that triggered the hook, when there was one. Never a credential: the
+ * Authorization, Cookie, Proxy-Authorization and X-Api-Key headers and an `access_token`
+ * query parameter are left out; `subject` says who authentication verified instead.
+ */
 export type HookRequest = Readonly<{
   method: string;
+  /** Path and query, without `access_token`. */
   uri: string;
   remoteAddress: string | null;
+  /** The verified subject (a JWT's `sub`, `api-key:<id>`); null when authentication is off. */
+  subject: string | null;
   headers: Readonly<Record<string, string>>;
 }>;
 

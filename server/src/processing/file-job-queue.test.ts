@@ -217,4 +217,44 @@ describe('file queue on disk', () => {
     await within(second.idle(), 'the group to drain');
     expect(ran).toEqual(['before', 'after']);
   });
+
+  describe('JOB_RETENTION on disk', () => {
+    const hookJob = (key: string) => newJob(key, `group-${key}`, { request: { headers: { 'tus-resumable': '1.0.0' } } }, 'deliver-hook');
+    const journalText = async () => (await journal()).records.map(({ record }) => JSON.stringify(record)).join('\n');
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+    it('a delivered hook job leaves the journal once past its retention, while the queue runs', async () => {
+      const queue = open(contractOptions({ retentionMs: 100 }));
+      queue.start({ run: async () => undefined, dead: async () => undefined });
+      await queue.enqueue(hookJob('hook:post-finish:a'));
+      await queue.enqueue(newJob('upload-a'));
+      await within(queue.idle(), 'the jobs to run');
+      expect(await journalText()).toContain('hook:post-finish:a');
+      // The prune timer runs every retention (at most hourly) and compacts what it forgot.
+      const deadline = Date.now() + 5_000;
+      while ((await journalText()).includes('hook:post-finish:a') && Date.now() < deadline) await sleep(25);
+      const text = await journalText();
+      expect(text).not.toContain('hook:post-finish:a');
+      expect(text).toContain('upload-a');
+    });
+
+    it('hook jobs that outlived their retention while the server was down are pruned at start', async () => {
+      const first = open(contractOptions());
+      first.start({ run: async () => undefined, dead: async () => undefined });
+      await first.enqueue(hookJob('hook:post-create:b'));
+      await within(first.idle(), 'the job to run');
+      await first.stop();
+      await sleep(150);
+      const second = open(contractOptions({ retentionMs: 100 }));
+      expect(await second.status('hook:post-create:b')).toBeUndefined();
+      expect(await journalText()).not.toContain('hook:post-create:b');
+    });
+
+    it('journal files are readable by the server only (0600), their directories 0700', async () => {
+      const queue = open();
+      await queue.enqueue(hookJob('hook:post-create:c'));
+      for (const file of await list('journal')) expect((await fs.stat(path.join(directory, 'journal', file))).mode & 0o777).toBe(0o600);
+      for (const sub of ['journal', 'tmp']) expect((await fs.stat(path.join(directory, sub))).mode & 0o777).toBe(0o700);
+    });
+  });
 });

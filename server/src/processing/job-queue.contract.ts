@@ -14,6 +14,8 @@ import { withTimeout } from '../shared/with-timeout.js';
 export type ContractQueueOptions = Readonly<{
   policies: Readonly<Record<JobKind, RetryPolicy>>;
   concurrency: Readonly<Record<JobKind, number>>;
+  /** How long delivered and dead hook jobs are kept (JOB_RETENTION); unset keeps them. */
+  retentionMs?: number;
 }>;
 
 /** One backing store (a directory, a Redis key prefix) that several queue instances can open. */
@@ -40,11 +42,14 @@ const WAIT_MS = 5_000;
 
 const policy = (maxAttempts: number, baseDelayMs = 20): RetryPolicy => ({ maxAttempts, baseDelayMs, maxDelayMs: 10 * baseDelayMs });
 
-export function contractOptions(overrides: { maxAttempts?: number; baseDelayMs?: number; concurrency?: number; hookConcurrency?: number } = {}): ContractQueueOptions {
+export function contractOptions(
+  overrides: { maxAttempts?: number; baseDelayMs?: number; concurrency?: number; hookConcurrency?: number; retentionMs?: number } = {},
+): ContractQueueOptions {
   const p = policy(overrides.maxAttempts ?? 3, overrides.baseDelayMs ?? 20);
   return {
     policies: { 'process-upload': p, 'deliver-hook': p },
     concurrency: { 'process-upload': overrides.concurrency ?? 4, 'deliver-hook': overrides.hookConcurrency ?? 4 },
+    ...(overrides.retentionMs !== undefined ? { retentionMs: overrides.retentionMs } : {}),
   };
 }
 
@@ -494,6 +499,48 @@ export function jobQueueContract(name: string, createBackend: () => Promise<JobQ
         expect(rec.runs).toHaveLength(10);
         expect(maxUploads).toBe(2);
         expect(maxHooks).toBe(1);
+      });
+    });
+
+    describe('retention of finished hook jobs (JOB_RETENTION)', () => {
+      it('delivered and dead hook jobs are forgotten after the retention, also by a restarted instance; processing jobs are kept', async () => {
+        const store = await backend();
+        const options = contractOptions({ maxAttempts: 1, retentionMs: 300 });
+        const first = queueOn(store, options);
+        const rec = recorder((job) => {
+          if ((job.payload as { fail?: boolean }).fail) throw new Error('receiver down');
+        });
+        first.start(rec.handlers);
+        await first.enqueue(newJob('hook:delivered', 'hooks-a', {}, 'deliver-hook'));
+        await first.enqueue(newJob('hook:dead', 'hooks-b', { fail: true }, 'deliver-hook'));
+        await first.enqueue(newJob('upload-1', 'upload-1', {}, 'process-upload'));
+        await within(first.idle(), 'the jobs to finish');
+        // Within the retention they still make enqueue idempotent.
+        expect(await first.status('hook:delivered')).toBe('done');
+        expect(await first.status('hook:dead')).toBe('dead');
+        expect(await first.enqueue(newJob('hook:delivered', 'hooks-a', {}, 'deliver-hook'))).toBe(false);
+
+        await until(async () => (await first.status('hook:delivered')) === undefined && (await first.status('hook:dead')) === undefined, 'the hook jobs to be pruned');
+        expect(await first.status('upload-1')).toBe('done');
+        await first.stop();
+
+        const second = queueOn(store, options);
+        second.start(rec.handlers);
+        expect(await second.status('hook:delivered')).toBeUndefined();
+        expect(await second.status('hook:dead')).toBeUndefined();
+        expect(await second.status('upload-1')).toBe('done');
+        expect(await second.enqueue(newJob('upload-1', 'upload-1', {}, 'process-upload'))).toBe(false);
+        await within(second.idle(), 'the restarted queue to be idle');
+        expect(rec.runsOf('upload-1')).toHaveLength(1);
+      });
+
+      it('without a retention, finished hook jobs are kept', async () => {
+        const queue = queueOn(await backend(), contractOptions());
+        queue.start(recorder().handlers);
+        await queue.enqueue(newJob('hook:kept', 'hooks', {}, 'deliver-hook'));
+        await within(queue.idle(), 'the job to finish');
+        await sleep(350);
+        expect(await queue.status('hook:kept')).toBe('done');
       });
     });
 

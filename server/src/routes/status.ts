@@ -107,9 +107,12 @@ export function statusRoutes({ stateOf, statuses, tusPath, cors, isValidId, auth
   });
   // A page on another origin that sends Authorization asks first.
   routes.options('/uploads/*', (c) => {
-    c.header('Access-Control-Allow-Methods', 'GET, OPTIONS');
-    c.header('Access-Control-Allow-Headers', 'Authorization');
-    c.header('Access-Control-Max-Age', '86400');
+    // An origin not on CORS_ORIGINS gets no Access-Control-* header at all.
+    if (corsHeaders(cors, c.req.header('origin'))['Access-Control-Allow-Origin'] !== undefined) {
+      c.header('Access-Control-Allow-Methods', 'GET, OPTIONS');
+      c.header('Access-Control-Allow-Headers', 'Authorization');
+      c.header('Access-Control-Max-Age', '86400');
+    }
     return c.body(null, 204);
   });
   if (authenticate) {

@@ -199,3 +199,53 @@ describe('what a sweep reads', () => {
     expect(await present('old')).toBe(false);
   });
 });
+
+describe('FINISHED_UPLOAD_RETENTION', () => {
+  function retaining(retentionMs: number, expiryMs = 24 * HOUR, removed: string[] = []): ExpirySweeper {
+    const created = createExpirySweeper({ storage, locker, logger: logger(), expiryMs, intervalMs: 60_000, finishedRetentionMs: retentionMs, onRemoved: (id) => removed.push(id) });
+    sweepers.push(created);
+    return created;
+  }
+
+  it('removes finished uploads older than the retention as expiry removes unfinished ones (410 afterwards), and tells who asked', async () => {
+    await upload('finished-old', { size: 4, written: 4, ageMs: 8 * 24 * HOUR });
+    await upload('finished-processed-old', { size: 4, written: 4, ageMs: 8 * 24 * HOUR });
+    await storage.markSettled('finished-processed-old');
+    await upload('zero-length-old', { size: 0, ageMs: 8 * 24 * HOUR });
+    await upload('finished-young', { size: 4, written: 4, ageMs: 6 * 24 * HOUR });
+    await upload('unfinished-old', { size: 10, written: 3, ageMs: 8 * 24 * HOUR });
+    const removed: string[] = [];
+
+    // Expiry off: only the retention applies, and an unfinished upload is not its business.
+    expect(await retaining(7 * 24 * HOUR, 0, removed).sweepOnce()).toBe(3);
+
+    for (const id of ['finished-old', 'finished-processed-old', 'zero-length-old']) {
+      expect(await present(id)).toBe(false);
+      await expect(storage.getUpload(id)).rejects.toMatchObject({ code: 'ERR_UPLOAD_GONE', status: 410 });
+    }
+    for (const id of ['finished-young', 'unfinished-old']) expect(await present(id)).toBe(true);
+    expect(removed.sort()).toEqual(['finished-old', 'finished-processed-old', 'zero-length-old']);
+    expect(logLines.filter((line) => line.msg === 'finished upload past its retention removed')).toHaveLength(3);
+  });
+
+  it('with expiry and retention both on, each rule removes its own uploads in one sweep', async () => {
+    await upload('finished-old', { size: 4, written: 4, ageMs: 8 * 24 * HOUR });
+    await upload('unfinished-old', { size: 10, written: 3, ageMs: 25 * HOUR });
+    await upload('unfinished-young', { size: 10, written: 3, ageMs: 1 * HOUR });
+    expect(await retaining(7 * 24 * HOUR).sweepOnce()).toBe(2);
+    expect(await present('finished-old')).toBe(false);
+    expect(await present('unfinished-old')).toBe(false);
+    expect(await present('unfinished-young')).toBe(true);
+  });
+
+  it('off by default (0): finished uploads are never read, however old', async () => {
+    await upload('finished-ancient', { size: 4, written: 4, ageMs: 365 * 24 * HOUR });
+    await storage.markSettled('finished-ancient');
+    const read: string[] = [];
+    const base = storage;
+    storage = { ...base, getUpload: (id) => (read.push(id), base.getUpload(id)) };
+    expect(await retaining(0).sweepOnce()).toBe(0);
+    expect(read).toEqual([]);
+    expect(await present('finished-ancient')).toBe(true);
+  });
+});

@@ -12,6 +12,7 @@ import type { ServerLifecycle } from '../http/lifecycle.js';
 import { serveDownload } from '../routes/download.js';
 import type { UploadStorage } from '../storage/index.js';
 import { isStorageFull, storageFull } from '../storage/storage-errors.js';
+import type { Actor } from '../uploads/actor.js';
 import type { UploadCore } from '../uploads/upload-core.js';
 import { TUS_CHECKSUM_ALGORITHM } from './checksum-algorithms.js';
 import { createChecksumStaging } from './checksum-staging.js';
@@ -21,7 +22,7 @@ import { checkTusRequest, effectiveMethod, isOffsetStream, TUS_VERSION, type Tus
 import { mappedErrorHeaders } from './tus-server.js';
 import { UploadBody, type CutReason } from './upload-body.js';
 import { uploadIdFromSegment } from './upload-id.js';
-import { createdUploadId, rememberDigestTap, rememberPartial, rememberRemoteAddress } from './upload-lifecycle.js';
+import { createdUploadId, rememberActor, rememberDigestTap, rememberPartial, rememberRemoteAddress } from './upload-lifecycle.js';
 
 export type TusRoutesDeps = Readonly<{
   config: Config;
@@ -94,9 +95,12 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
     if (target.kind === 'upload') c.set('uploadId', target.id);
 
     // OPTIONS stays open: CORS preflights carry no credentials, and discovery reveals nothing.
+    let actor: Actor | undefined;
     if (authenticate && method !== 'OPTIONS') {
-      const refused = await authenticate(raw);
-      if (refused) return fail(refused);
+      const outcome = await authenticate(raw);
+      if (outcome.refused) return fail(outcome.refused);
+      actor = outcome.actor;
+      c.set('actor', actor);
     }
 
     const rejection = checkTusRequest(method, target, raw.headers, config.tus.maxUploadSize, config.validation.maxMetadataBytes);
@@ -107,7 +111,7 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
       // every request and response except for OPTIONS requests" (tusd sends it on GET too).
       const plain = { ...cors, 'Tus-Resumable': TUS_VERSION };
       try {
-        return await serveDownload(storage, await core.stateOf(target.id), raw, plain);
+        return await serveDownload(storage, await core.downloadState(target.id, actor), raw, plain);
       } catch (error) {
         if (error instanceof HttpError) return errorResponse(error, plain);
         throw error;
@@ -116,7 +120,7 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
 
     if (method === 'HEAD' && target.kind === 'upload') {
       try {
-        return offsetResponse(await core.currentState(target.id, raw.signal), cors, config.tus.path);
+        return offsetResponse(await core.currentState(target.id, raw.signal, actor), cors, config.tus.path);
       } catch (error) {
         if (error instanceof HttpError) return fail(error);
         if (isServiceUnavailable(error)) return fail(serviceUnavailable());
@@ -128,8 +132,9 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
     const concat = method === 'POST' ? raw.headers.get('upload-concat') : null;
     if (concat !== null && concat.trim() !== 'partial') {
       rememberRemoteAddress(raw, c.env?.incoming?.socket?.remoteAddress);
+      rememberActor(raw, actor);
       try {
-        const response = await createFinalUpload(raw, concat, { core, tusPath: config.tus.path, trustProxy: config.server.trustProxy });
+        const response = await createFinalUpload(raw, concat, actor, { core, tusPath: config.tus.path, trustProxy: config.server.trustProxy });
         for (const [name, value] of Object.entries(cors)) response.headers.set(name, value);
         c.set('uploadId', response.headers.get('location')?.split('/').pop());
         return response;
@@ -161,6 +166,7 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
     let response: Response;
     const request = engineRequest(raw, method, body);
     rememberRemoteAddress(request, c.env?.incoming?.socket?.remoteAddress);
+    rememberActor(request, actor);
     if (concat !== null) rememberPartial(request);
     rememberDigestTap(request, digest);
     try {

@@ -203,4 +203,69 @@ describe('UploadBody', () => {
     expect(source.listenerCount('end')).toBe(0);
     source.destroy();
   });
+
+  describe('minimum rate (MIN_UPLOAD_RATE)', () => {
+    /** Writes `chunk` every `everyMs` until stopped or `maxWrites` (bounded). */
+    function trickle(source: PassThrough, chunk: string, everyMs: number, maxWrites = 200): () => void {
+      let writes = 0;
+      const timer = setInterval(() => {
+        if (writes++ >= maxWrites || source.destroyed || source.writableEnded) return clearInterval(timer);
+        source.write(chunk);
+      }, everyMs);
+      return () => clearInterval(timer);
+    }
+
+    it("cuts a body slower than the rate over a whole window as 'too-slow', keeping every byte that arrived", async () => {
+      const source = new PassThrough();
+      // 1000 bytes/s over 200 ms: each window must bring 200 bytes; this one brings about 40.
+      const body = new UploadBody(source, 5_000, undefined, { bytesPerSecond: 1000, windowMs: 200 });
+      const stop = trickle(source, 'abcd', 20);
+      const started = Date.now();
+      const result = await readAll(body.stream, 3_000);
+      stop();
+      expect(body.cutReason).toBe('too-slow');
+      expect(Date.now() - started).toBeLessThan(1_000);
+      expect(result.bytes).toBe(body.bytesReceived);
+      expect(result.text).toMatch(/^(abcd)+$/);
+      source.destroy();
+    });
+
+    it('a trickle that the idle timeout alone would never end (a byte before every idle deadline) is cut', async () => {
+      const source = new PassThrough();
+      const body = new UploadBody(source, 100, undefined, { bytesPerSecond: 1000, windowMs: 300 });
+      const stop = trickle(source, 'x', 80);
+      await readAll(body.stream, 3_000);
+      stop();
+      expect(body.cutReason).toBe('too-slow');
+      source.destroy();
+    });
+
+    it('leaves a body at the rate alone, and one with no rate at all', async () => {
+      for (const rate of [{ bytesPerSecond: 1000, windowMs: 100 }, undefined, { bytesPerSecond: 0, windowMs: 100 }]) {
+        const source = new PassThrough();
+        const body = new UploadBody(source, 5_000, undefined, rate);
+        const reading = readAll(body.stream, 3_000);
+        // 1 KiB every 20 ms: 50 KiB/s, far above 1000 bytes/s (or slow, when no rate applies).
+        const stop = trickle(source, rate?.bytesPerSecond ? 'y'.repeat(1024) : 'z', 20, 20);
+        await sleep(450);
+        stop();
+        source.end();
+        await reading;
+        expect(body.cutReason).toBeUndefined();
+      }
+    });
+
+    it('a window in which the store held the body back does not count against the client', async () => {
+      const source = new PassThrough();
+      const body = new UploadBody(source, 5_000, undefined, { bytesPerSecond: 1000, windowMs: 100 });
+      // Fill the queue and read nothing for three windows: the store, not the client, is slow.
+      for (let i = 0; i < 16; i += 1) source.write(Buffer.alloc(1024));
+      await sleep(350);
+      expect(body.cutReason).toBeUndefined();
+      source.end();
+      const result = await readAll(body.stream, 3_000);
+      expect(result.bytes).toBe(16 * 1024);
+      expect(body.cutReason).toBeUndefined();
+    });
+  });
 });

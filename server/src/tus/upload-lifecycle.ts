@@ -5,6 +5,7 @@ import type { HookRequest, HookUpload } from '../hooks/types.js';
 import { statusPath } from '../routes/status.js';
 import { declaredSha256 } from '../uploads/declared-digest.js';
 import type { DigestTap } from '../uploads/streaming-digest.js';
+import type { Actor } from '../uploads/actor.js';
 import type { UploadCore } from '../uploads/upload-core.js';
 import { parseMetadataHeader, SINGLE } from '../uploads/stored-metadata.js';
 import { uploadStateOf } from '../uploads/upload-state.js';
@@ -36,19 +37,37 @@ export function rememberPartial(req: Request): void {
   partials.add(req);
 }
 
+/** Who makes each request we hand to @tus/server, as authentication verified it. */
+const actors = new WeakMap<Request, Actor>();
+
+/** Remembers the verified actor of a request about to be handed to @tus/server. */
+export function rememberActor(req: Request, actor: Actor | undefined): void {
+  if (actor) actors.set(req, actor);
+}
+
+/** The verified actor of a request handed to @tus/server; undefined when authentication is off. */
+export function actorOf(req: Request): Actor | undefined {
+  return actors.get(req);
+}
+
 /** Remembers the client address of a request about to be handed to @tus/server. */
 export function rememberRemoteAddress(req: Request, address: string | undefined): void {
   if (address) remoteAddresses.set(req, address);
 }
 
-/** The request as hooks see it: plain data. */
+/** Headers that carry credentials: a hook receiver (and its logs, and the queue on disk) never sees them. */
+const CREDENTIAL_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization', 'x-api-key']);
+
+/** The request as hooks see it: plain data, without credentials, with the verified subject. */
 export function hookRequest(req: Request): HookRequest {
   const headers: Record<string, string> = {};
   req.headers.forEach((value, name) => {
-    headers[name] = value;
+    if (!CREDENTIAL_HEADERS.has(name)) headers[name] = value;
   });
   const url = new URL(req.url);
-  return { method: req.method, uri: `${url.pathname}${url.search}`, remoteAddress: remoteAddresses.get(req) ?? null, headers };
+  // Only when present: deleting re-serializes the whole query.
+  if (url.searchParams.has('access_token')) url.searchParams.delete('access_token');
+  return { method: req.method, uri: `${url.pathname}${url.search}`, remoteAddress: remoteAddresses.get(req) ?? null, subject: actorOf(req)?.subject ?? null, headers };
 }
 
 export const statusLink = (id: string) => `<${statusPath(id)}>; rel="status"`;
@@ -69,7 +88,7 @@ export function uploadLifecycle(core: UploadCore) {
     const declared = declaredSha256(req.headers.get('repr-digest'), sent);
     if (declared instanceof HttpError) throw declared;
     const concat = partials.has(req) ? ({ kind: 'partial' } as const) : SINGLE;
-    return { metadata: await core.beforeCreate({ ...uploadStateOf(upload), ...sent, declaredSha256: declared, concat }, hookRequest(req)) };
+    return { metadata: await core.beforeCreate({ ...uploadStateOf(upload), ...sent, declaredSha256: declared, concat }, hookRequest(req), actorOf(req)) };
   };
 
   const onUploadFinish: NonNullable<ServerOptions['onUploadFinish']> = async (req, upload) => {
@@ -84,9 +103,9 @@ export function uploadLifecycle(core: UploadCore) {
   };
 
   const onIncomingRequest: NonNullable<ServerOptions['onIncomingRequest']> = async (req, id) => {
-    if (req.method === 'PATCH') return core.beforeWrite(id);
+    if (req.method === 'PATCH') return core.beforeWrite(id, actorOf(req));
     if (req.method !== 'DELETE') return;
-    const info = await core.beforeTerminate(id, hookRequest(req));
+    const info = await core.beforeTerminate(id, hookRequest(req), actorOf(req));
     if (info) terminating.set(req, info);
   };
 

@@ -2,6 +2,7 @@ import type { Config } from '../config.js';
 import { HttpError } from '../errors.js';
 import { applyCreationRules } from '../hooks/creation-rules.js';
 import type { HookDispatcher } from '../hooks/hook-dispatcher.js';
+import { limitSubject, type Limits } from '../limits/limits.js';
 import type { HookRequest, HookUpload } from '../hooks/types.js';
 import type { ServerLifecycle } from '../http/lifecycle.js';
 import type { Logger } from '../logger.js';
@@ -14,12 +15,13 @@ import type { FreeSpace } from '../storage/free-space.js';
 import { checkDeclaredDigest, markDigestMismatch } from './declared-digest-check.js';
 import { createConcatenation } from './concatenation.js';
 import type { Actor } from './actor.js';
+import { mayAccess } from './ownership.js';
 import { markRejected } from './rejection.js';
 import { joinStoredMetadata } from './stored-metadata.js';
 import { checkSameProtocol, type UploadProtocol } from './upload-protocol.js';
 import { createStreamingDigests } from './streaming-digest.js';
 import type { UploadLocker } from './upload-locker.js';
-import { hookUploadOf, isComplete, isExpired, uploadStateOf, type UploadState } from './upload-state.js';
+import { hookUploadOf, isComplete, isExpired, isFinished, uploadStateOf, type UploadState } from './upload-state.js';
 
 export type UploadCoreDeps = Readonly<{
   config: Config;
@@ -34,6 +36,8 @@ export type UploadCoreDeps = Readonly<{
   metrics?: Pick<Metrics, 'uploadsCreated' | 'uploadsFinished' | 'uploadsTerminated'>;
   /** Refuses new uploads while storage is low (MIN_FREE_SPACE). */
   freeSpace?: FreeSpace;
+  /** Per-subject creation limits; none without. */
+  limits?: Limits;
 }>;
 
 /** What the finish path decided: the front-end answers with it. */
@@ -42,6 +46,7 @@ export type FinishOutcome = Readonly<{ rejected?: HttpError; failure?: unknown }
 /** How many ids `ensureProcessed` remembers as already queued in this process. */
 const ENSURED_MEMORY = 10_000;
 
+export const uploadNotFound = () => new HttpError('ERR_UPLOAD_NOT_FOUND', 'upload not found');
 export const uploadGone = () => new HttpError('ERR_UPLOAD_GONE', 'the upload expired and its data was removed; start a new upload');
 const uploadStopped = () => new HttpError('ERR_UPLOAD_STOPPED', 'this upload was stopped by the server and takes no more bytes');
 
@@ -51,7 +56,7 @@ const uploadStopped = () => new HttpError('ERR_UPLOAD_STOPPED', 'this upload was
  * (tus 1.0 on @tus/server today) only translate HTTP into these calls and back.
  * Inputs and outputs are plain data: an UploadState, a HookRequest, never a Request.
  */
-export function createUploadCore({ config, storage, locker, hooks, processing, statuses, lifecycle, logger, freeSpace, metrics }: UploadCoreDeps) {
+export function createUploadCore({ config, storage, locker, hooks, processing, statuses, lifecycle, logger, freeSpace, metrics, limits }: UploadCoreDeps) {
   const expiryMs = config.tus.uploadExpiryMs;
   /** Ids whose processing this process already queued: a HEAD poll on a finished upload costs no queue write. */
   const ensured = new Set<string>();
@@ -67,8 +72,10 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
   }
 
   /** The stored state; 404 for an unknown id, 410 for one that expired (swept or not yet). */
-  async function stateOf(id: string): Promise<UploadState> {
+  async function stateOf(id: string, actor?: Actor): Promise<UploadState> {
     const state = uploadStateOf(await storage.getUpload(id));
+    // Ownership before expiry: another subject learns nothing, not even that the id expired.
+    if (!mayAccess(state, actor)) throw uploadNotFound();
     if (isExpired(state, expiryMs)) throw uploadGone();
     return state;
   }
@@ -78,9 +85,11 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
    * it is asked to let go, so the answer includes every byte it received, but the lock is
    * never taken, so any number of readers answer together.
    */
-  async function currentState(id: string, signal?: AbortSignal): Promise<UploadState> {
+  async function currentState(id: string, signal?: AbortSignal, actor?: Actor): Promise<UploadState> {
+    // Another subject's upload is not there for this actor: no release request to its writer either.
+    if (actor) await stateOf(id, actor);
     await locker.waitUntilFree(id, signal);
-    const state = await stateOf(id);
+    const state = await stateOf(id, actor);
     // A client that saw its finishing request fail learns here that the upload is complete;
     // make sure its processing is queued (idempotent) before saying so.
     if (isComplete(state)) {
@@ -93,7 +102,17 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
    * Creation: the configured rules, then the pre-create hook. Returns the record to store:
    * the metadata (the hook's, if it set some) with the core's facts beside it.
    */
-  async function beforeCreate(upload: UploadState, request: HookRequest): Promise<Record<string, string | null>> {
+  async function beforeCreate(upload: UploadState, request: HookRequest, actor?: Actor): Promise<Record<string, string | null>> {
+    // The limits first: a client over them costs no rule and no hook. A creation that fails later frees its count.
+    const subject = limitSubject(actor?.subject ?? request.subject, { remoteAddress: request.remoteAddress, forwardedFor: request.headers['x-forwarded-for'] }, config.server.trustProxy);
+    await limits?.admitCreation(subject, upload.id, upload.length, isFinished(upload));
+    return creationRecord(upload, request, actor).catch((error: unknown) => {
+      release(upload.id);
+      throw error;
+    });
+  }
+
+  async function creationRecord(upload: UploadState, request: HookRequest, actor?: Actor): Promise<Record<string, string | null>> {
     // Low on space: no new upload starts (507), so the ones in progress can finish.
     await freeSpace?.refuseNewUploadIfLow();
     const info = hookUploadOf(upload);
@@ -102,7 +121,8 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
     const metadata = result.metadata ?? ruled;
     // A binary value stays binary while its base64 is unchanged; a value a hook or a rule wrote is text.
     const binaryKeys = upload.binaryKeys.filter((key) => metadata[key] === upload.metadata[key]);
-    return joinStoredMetadata({ ...upload, metadata, binaryKeys });
+    // Recorded with the upload, out of the client's reach: who created it owns it.
+    return joinStoredMetadata({ ...upload, metadata, binaryKeys, owner: actor?.subject });
   }
 
   function notify(type: 'post-create' | 'post-receive', upload: UploadState, request: HookRequest | null, key: string): void {
@@ -127,15 +147,26 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
    * final upload of a concatenation, one another protocol created, or one the server stopped.
    */
   async function beforeWrite(id: string, actor?: Actor, protocol: UploadProtocol = 'tus'): Promise<void> {
-    const [state, status] = await Promise.all([stateOf(id), statuses.get(id)]);
+    const [state, status] = await Promise.all([stateOf(id, actor), statuses.get(id)]);
     // "The Server MUST respond with 403 Forbidden to PATCH requests against a final upload URL."
     if (state.concat.kind === 'final') throw new HttpError('ERR_MODIFY_FINAL', 'this is the final upload of a concatenation: it takes no bytes of its own');
     checkSameProtocol(state, protocol);
     if (status?.stopped) throw uploadStopped();
   }
 
+  /** The upload no longer counts as in progress against its creator's limits. */
+  function release(id: string): void {
+    limits?.release(id).catch((error: unknown) => logger.warn({ err: error, uploadId: id }, 'could not release an upload from the limits'));
+  }
+
+  /** The expiry sweep (or retention) removed the upload. */
+  function expired(id: string): void {
+    release(id);
+  }
+
   /** What the core keeps of an upload that is gone (terminated, or a partial consumed by its final). */
   async function forget(id: string): Promise<void> {
+    release(id);
     ensured.delete(id);
     digests.forget(id);
     await statuses.delete(id);
@@ -164,6 +195,7 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
    * happens (the queue runs it once, whoever enqueues it).
    */
   async function finished(upload: UploadState, request: HookRequest, streamed?: StreamedDigest, appendedFrom?: number): Promise<FinishOutcome> {
+    if (isFinished(upload)) release(upload.id);
     // The finish happens once, when the last byte arrives: a request that appended nothing to
     // a finished upload (an empty PATCH at its end) only makes sure its processing is queued.
     if (appendedFrom === upload.offset) {
@@ -196,7 +228,7 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
   }
 
   /** Termination, before the store removes anything: the pre-terminate hook may veto it. */
-  async function beforeTerminate(id: string, request: HookRequest): Promise<HookUpload | undefined> {
+  async function beforeTerminate(id: string, request: HookRequest, actor?: Actor): Promise<HookUpload | undefined> {
     let upload: UploadState;
     try {
       upload = await stateOf(id);
@@ -206,6 +238,8 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
       if (error instanceof HttpError && (error.code === 'ERR_UPLOAD_NOT_FOUND' || error.code === 'ERR_UPLOAD_GONE')) return undefined;
       throw error;
     }
+    // Another subject's upload: refused here, as if it did not exist, before anything is removed.
+    if (!mayAccess(upload, actor)) throw uploadNotFound();
     const info = hookUploadOf(upload);
     await hooks.runBlocking('pre-terminate', { type: 'pre-terminate', upload: info, request });
     return info;
@@ -227,6 +261,17 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
     lifecycle.stopUpload(id);
   }
 
+  /**
+   * A download's view of the upload: its state, unless processing rejected it: then 403 with
+   * the reason (SERVE_REJECTED serves it anyway), so a file refused for its real type is not
+   * handed out from this server.
+   */
+  async function downloadState(id: string, actor?: Actor): Promise<UploadState> {
+    const [state, status] = await Promise.all([stateOf(id, actor), config.processing.serveRejected ? undefined : statuses.get(id)]);
+    if (status?.state === 'rejected') throw new HttpError('ERR_UPLOAD_REJECTED', `this upload was rejected and is not served: ${status.error ?? 'rejected'}`, {}, 403);
+    return state;
+  }
+
   /** Waits until the notifications an upload's request queued are durable. */
   const flushed = (id: string) => hooks.flush(id);
 
@@ -238,6 +283,7 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
     digests,
     currentState,
     stateOf,
+    downloadState,
     beforeCreate,
     created,
     received,
@@ -246,6 +292,7 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
     concatenate: concatenation.concatenate,
     beforeTerminate,
     terminated,
+    expired,
     stop,
     ensureProcessed,
     flushed,
