@@ -215,9 +215,9 @@ describe.skipIf(cannotMount !== undefined)('a full disk under STORAGE_DIR (a rea
   });
 });
 
-/** Ceph's admin tool and the cluster's config, when the S3 endpoint is the local Ceph of e2e/services/ceph-rgw.sh. */
+/** Ceph's admin tool and the cluster's config, when the S3 endpoint is the local Ceph of e2e/services/ceph-rgw.sh (its state directory as the script finds it). */
 function cephAdmin(): string[] | undefined {
-  const conf = path.join(REPO_ROOT, '.tmp', 'ceph', 'ceph.conf');
+  const conf = path.join(path.resolve(REPO_ROOT, process.env.CEPH_RGW_STATE_DIR ?? path.join('.tmp', 'ceph')), 'ceph.conf');
   try {
     execFileSync('radosgw-admin', ['--version'], { stdio: 'pipe', timeout: 10_000 });
   } catch {
@@ -227,7 +227,7 @@ function cephAdmin(): string[] | undefined {
 }
 
 const ceph = cephAdmin();
-if (!ceph) console.warn('e2e/storage-full.test.ts: the bucket-quota test is skipped: radosgw-admin or .tmp/ceph/ceph.conf (e2e/services/ceph-rgw.sh) is not here');
+if (!ceph) console.warn('e2e/storage-full.test.ts: the bucket-quota test is skipped: radosgw-admin or the ceph.conf of e2e/services/ceph-rgw.sh (CEPH_RGW_STATE_DIR, default .tmp/ceph) is not here');
 
 describe.skipIf(ceph === undefined)('[s3] a bucket past its quota (Ceph RGW QuotaExceeded)', () => {
   const scope = new Scope();
