@@ -44,7 +44,7 @@ export type AppDeps = Readonly<{
   locker?: UploadLocker;
   /** Hooks for programs that embed the server; HOOKS_URL works alongside them. */
   hooks?: HookHandlers;
-  /** Replaces the standard processors (size, sha256, type). */
+  /** Replaces the standard processors (PROCESSORS: size, sha256, type, media, poster); see README, Media processing. */
   processors?: readonly Processor[];
   /** Replaces the embedded queue and status store. */
   state?: ProcessingStores;
@@ -97,6 +97,7 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
     hooks,
     logger,
     deleteRejected: config.processing.deleteRejected,
+    deleteAfterProcessing: config.processing.deleteAfterProcessing,
     locker,
     metrics,
   });
@@ -140,7 +141,7 @@ export function createApp(config: Config, deps: AppDeps): UploadServerApp {
   // Beside the health routes: not behind the uploads' authentication, and answering while draining.
   app.route('/', metricsRoutes({ metrics, token: config.metrics.token }));
   app.use(rejectWhileDraining(lifecycle));
-  app.route('/', statusRoutes({ stateOf: core.stateOf, statuses: state.statuses, tusPath: config.tus.path, cors: config.cors, isValidId: isValidUploadId, authenticate, signer, limits, trustProxy: config.server.trustProxy }));
+  app.route('/', statusRoutes({ stateOf: core.stateOf, statuses: state.statuses, tusPath: config.tus.path, cors: config.cors, isValidId: isValidUploadId, authenticate, signer, limits, trustProxy: config.server.trustProxy, artifacts: storage.artifacts }));
   // Exact GET routes (`/`, `/demo/<asset>`): ahead of the tus routes so TUS_PATH=/demo cannot hide the page.
   app.route('/', demoPageRoutes({ tusPath: config.tus.path }));
   // Requests carrying Upload-Draft-Interop-Version are the IETF protocol's; the others go on to the tus routes.

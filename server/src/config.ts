@@ -18,6 +18,10 @@ export type StorageKind = (typeof STORAGE_KINDS)[number];
 /** S3's smallest multipart part (except the last): the floor of `S3_PART_SIZE`. */
 export const MIN_S3_PART_SIZE = 5 * 1024 ** 2;
 
+/** The built-in processors PROCESSORS chooses from and orders (server/src/processing/index.ts). */
+export const BUILTIN_PROCESSORS = ['size', 'sha256', 'type', 'media', 'poster'] as const;
+export type BuiltinProcessor = (typeof BUILTIN_PROCESSORS)[number];
+
 /** 2 GiB: the product's promise, and the default `MAX_UPLOAD_SIZE`. */
 export const DEFAULT_MAX_UPLOAD_SIZE = 2 * 1024 ** 3;
 
@@ -214,6 +218,23 @@ const envSchema = z.object({
     .default(4096),
   /** Delete the bytes of an upload that processing rejects (its status stays). @default false */
   DELETE_REJECTED: boolean.default(false),
+  /** Built-in processors to run, in order, comma separated (media and poster need ffprobe and ffmpeg). @default size,sha256,type,media,poster */
+  PROCESSORS: list
+    .pipe(z.array(z.enum(BUILTIN_PROCESSORS, { error: (issue) => `expected processors among ${BUILTIN_PROCESSORS.join(', ')}, got "${String(issue.input)}"` })))
+    .refine((names) => new Set(names).size === names.length, 'expected each processor once')
+    .default([...BUILTIN_PROCESSORS]),
+  /** Width of the poster frame in pixels (its height follows the video's aspect ratio). @default 640 */
+  POSTER_WIDTH: positiveInt('a width in pixels', 4096).default(640),
+  /** Longest run of one ffprobe or ffmpeg (media, poster); the process group is killed after it. @default 60s */
+  MEDIA_TIMEOUT: duration('60s', { allowZero: false }).default(60_000),
+  /** Address space of one ffprobe or ffmpeg run (prlimit --as); 0 for no limit. @default 1GiB */
+  MEDIA_MEMORY_LIMIT: byteSize('1GiB, or 0 for no limit').default(1024 ** 3),
+  /** The ffprobe executable: a name looked up in /usr/local/bin:/usr/bin:/bin, or an absolute path. @default ffprobe */
+  FFPROBE_PATH: z.string().min(1).default('ffprobe'),
+  /** The ffmpeg executable, like FFPROBE_PATH. @default ffmpeg */
+  FFMPEG_PATH: z.string().min(1).default('ffmpeg'),
+  /** Delete an upload's bytes once it was processed (done) and the post-process hook delivered; its status and poster stay, GET answers 410. @default false */
+  DELETE_AFTER_PROCESSING: boolean.default(false),
   /** Attempts of a processing step before the upload ends failed. @default 5 */
   PROCESSING_MAX_ATTEMPTS: positiveInt('a number of attempts', 100).default(5),
   /** First retry delay of a failed processing step; it doubles per attempt. @default 1s */
@@ -302,7 +323,13 @@ export type Config = Readonly<{
     serveRejected: boolean;
     /** Delivered and dead hook jobs are pruned from the queue after this. */
     jobRetentionMs: number;
+    /** The built-in processors, in order (PROCESSORS). */
+    processors: readonly BuiltinProcessor[];
+    /** Delete the bytes of a processed upload once the post-process hook is delivered. */
+    deleteAfterProcessing: boolean;
   }>;
+  /** ffprobe and ffmpeg for the media and poster processors. */
+  media: Readonly<{ ffprobe: string; ffmpeg: string; timeoutMs: number; memoryBytes: number; posterWidth: number }>;
   /** Set when uploads need a bearer token (a JWT): how it is checked. */
   auth: AuthConfig | undefined;
   /** Set for several instances: locks, the job queue, status and the S3 metadata cache live in Redis. */
@@ -439,7 +466,10 @@ export function parseConfig(env: Env, cwd = process.cwd(), readFile: ReadSecretF
       concurrency: e.PROCESSING_CONCURRENCY,
       serveRejected: e.SERVE_REJECTED,
       jobRetentionMs: e.JOB_RETENTION,
+      processors: e.PROCESSORS,
+      deleteAfterProcessing: e.DELETE_AFTER_PROCESSING,
     },
+    media: { ffprobe: e.FFPROBE_PATH, ffmpeg: e.FFMPEG_PATH, timeoutMs: e.MEDIA_TIMEOUT, memoryBytes: e.MEDIA_MEMORY_LIMIT, posterWidth: e.POSTER_WIDTH },
     auth,
     redis: e.REDIS_URL ? { url: e.REDIS_URL, prefix: e.REDIS_PREFIX } : undefined,
   });

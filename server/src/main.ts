@@ -3,7 +3,7 @@ import { ConfigError, parseConfig } from './config.js';
 import { startServer, type RunningServer } from './http/serve.js';
 import { startupWarnings } from './http/startup-warnings.js';
 import { createLogger } from './logger.js';
-import { queueSettings } from './processing/index.js';
+import { processorWarnings, queueSettings } from './processing/index.js';
 import { createStorage } from './storage/index.js';
 
 /** A URL for messages: the password, if any, replaced. */
@@ -88,6 +88,8 @@ async function main(): Promise<void> {
   process.stdout.write(`listening on ${running.url}\n`);
   logger.info({ url: running.url, storage: storage.kind, maxUploadSize: config.tus.maxUploadSize }, 'server started');
   for (const warning of startupWarnings(config)) logger.warn(warning);
+  // media and poster without ffprobe/ffmpeg: skipped, said once here.
+  for (const warning of processorWarnings(config)) logger.warn(warning);
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
 }
 

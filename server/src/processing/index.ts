@@ -1,11 +1,14 @@
 import path from 'node:path';
-import type { Config } from '../config.js';
+import type { BuiltinProcessor, Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { createFileJobQueue } from './file-job-queue.js';
 import { createFileStatusStore, fileRecords } from './file-status-store.js';
 import { createRecordStatusStore, withLegacyRecords } from './record-status-store.js';
 import type { JobKind, JobQueue, RetryPolicy } from './job-queue.js';
+import { missingTools } from '../media/media-tools.js';
 import { detectType } from './processors/detect-type.js';
+import { mediaProbe } from './processors/media.js';
+import { posterFrame } from './processors/poster.js';
 import { sha256 } from './processors/sha256.js';
 import type { Processor } from './processors/types.js';
 import { verifySize } from './processors/verify-size.js';
@@ -43,14 +46,37 @@ export function createProcessingState(config: Config, logger: Logger, storage?: 
   return { queue, statuses };
 }
 
-/** The standard processors, in order: size, sha256, real type. Add one here to extend processing. */
+/** The built-in processors PROCESSORS names that cannot run here (media and poster without ffprobe/ffmpeg), and why. */
+export function unavailableProcessors(config: Config): { name: BuiltinProcessor; reason: string }[] {
+  const missing = missingTools(config.media);
+  const needs: Partial<Record<BuiltinProcessor, 'ffprobe' | 'ffmpeg'>> = { media: 'ffprobe', poster: 'ffmpeg' };
+  return config.processing.processors.flatMap((name) => {
+    const tool = needs[name];
+    return tool && missing.includes(tool) ? [{ name, reason: `${tool} is not installed (${tool === 'ffprobe' ? 'FFPROBE_PATH' : 'FFMPEG_PATH'}=${config.media[tool]})` }] : [];
+  });
+}
+
+/** Startup warnings for the processors PROCESSORS names that are skipped (main.ts logs them). */
+export const processorWarnings = (config: Config): string[] =>
+  unavailableProcessors(config).map(({ name, reason }) => `processor ${name} is skipped: ${reason}; install Debian's ffmpeg package or remove it from PROCESSORS`);
+
+/**
+ * The built-in processors PROCESSORS names, in its order (default size, sha256, type,
+ * media, poster), less those that cannot run here. An embedding program passes its own list
+ * to createApp (deps.processors), built from these and its own (README: Media processing).
+ */
 export function defaultProcessors(config: Config, storage: UploadStorage): Processor[] {
-  return [
-    verifySize(async (id) => {
-      const upload = await storage.getUpload(id);
-      return { offset: upload.offset, size: upload.size };
-    }),
-    sha256,
-    detectType(config.validation.allowedTypes),
-  ];
+  const skipped = new Set(unavailableProcessors(config).map(({ name }) => name));
+  const builtins: Record<BuiltinProcessor, () => Processor> = {
+    size: () =>
+      verifySize(async (id) => {
+        const upload = await storage.getUpload(id);
+        return { offset: upload.offset, size: upload.size };
+      }),
+    sha256: () => sha256,
+    type: () => detectType(config.validation.allowedTypes),
+    media: () => mediaProbe({ tools: config.media, allowedTypes: config.validation.allowedTypes }),
+    poster: () => posterFrame({ tools: config.media, artifacts: storage.artifacts }),
+  };
+  return config.processing.processors.filter((name) => !skipped.has(name)).map((name) => builtins[name]());
 }

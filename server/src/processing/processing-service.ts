@@ -5,7 +5,7 @@ import type { HookUpload } from '../hooks/types.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { UploadStorage } from '../storage/index.js';
-import { removeUpload } from '../uploads/remove-upload.js';
+import { removeUpload, withUploadLock } from '../uploads/remove-upload.js';
 import { hookUploadOf, isComplete, isFinished, uploadStateOf } from '../uploads/upload-state.js';
 import { checkDeclaredDigest, markDigestMismatch } from '../uploads/declared-digest-check.js';
 import type { Job, JobQueue, ProcessUploadPayload } from './job-queue.js';
@@ -23,11 +23,25 @@ export type ProcessingDeps = Readonly<{
   deleteRejected: boolean;
   /** The upload lock the requests take (app.ts passes the app's): deleting a rejected upload holds it. Needed with deleteRejected. */
   locker?: Locker;
+  /**
+   * DELETE_AFTER_PROCESSING: once an upload is done and its post-process hook delivered, its
+   * bytes are deleted (status and artifacts stay; GET answers 410). Needs the locker.
+   */
+  deleteAfterProcessing?: boolean;
   /** Counts end states and times runs (tus_processing_jobs_total, tus_processing_duration_seconds). */
   metrics?: Pick<Metrics, 'processingEnded' | 'processingDuration'>;
 }>;
 
 export const processingKey = (id: string) => `process:${id}`;
+
+/** Where the hook dispatcher queues an upload's post-process delivery for each target (hook-dispatcher.ts's keys and groups). */
+const HOOK_TARGETS = ['library', 'http'] as const;
+const postProcessKey = (target: string, id: string) => `hook:${target}:post-process:${id}`;
+const hookGroup = (target: string, id: string) => `hook:${target}:${id}`;
+
+/** A process-upload job that deletes a processed upload's bytes (DELETE_AFTER_PROCESSING) rather than processing it. */
+type CleanupPayload = Readonly<{ id: string; cleanup: true }>;
+const isCleanup = (payload: unknown): payload is CleanupPayload => (payload as Partial<CleanupPayload>).cleanup === true;
 
 /** The stored upload as hooks see it. */
 export const hookUpload = (upload: Pick<Upload, 'id' | 'size' | 'offset' | 'metadata' | 'creation_date'>): HookUpload => hookUploadOf(uploadStateOf(upload));
@@ -50,9 +64,10 @@ const now = () => new Date().toISOString();
  * - `dead(job)` records `failed` with the reason after the last attempt;
  * - every end state is announced through the post-process hook.
  */
-export function createProcessing({ storage, queue, statuses, processors, hooks, logger, deleteRejected, locker, metrics }: ProcessingDeps) {
+export function createProcessing({ storage, queue, statuses, processors, hooks, logger, deleteRejected, locker, metrics, deleteAfterProcessing = false }: ProcessingDeps) {
   // A removal without the lock could run under a PATCH or a DELETE of the same upload.
   if (deleteRejected && !locker) throw new Error('createProcessing: deleteRejected needs the upload locker');
+  if (deleteAfterProcessing && !locker) throw new Error('createProcessing: deleteAfterProcessing needs the upload locker');
   /** `streamed`: the digest computed while the bytes arrived, carried durably in the job. */
   async function ensure(id: string, streamed?: StreamedDigest): Promise<boolean> {
     const payload: ProcessUploadPayload = streamed ? { id, streamed: { sha256: streamed.sha256, bytes: streamed.bytes, head: streamed.head.toString('base64') } } : { id };
@@ -93,7 +108,43 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
     return record;
   }
 
+  /**
+   * Queues the deletion of a done upload's bytes behind its post-process deliveries: one job in
+   * each target's hook group (the queue runs a group's jobs in order, on one instance at a
+   * time), or behind this processing job when no hook is configured. Idempotent by key.
+   */
+  async function scheduleCleanup(id: string): Promise<void> {
+    const queued = [];
+    for (const target of HOOK_TARGETS) if ((await queue.status(postProcessKey(target, id))) !== undefined) queued.push(hookGroup(target, id));
+    const groups = queued.length > 0 ? queued : [processingKey(id)];
+    for (const group of groups) {
+      const payload: CleanupPayload = { id, cleanup: true };
+      await queue.enqueue({ key: `cleanup:${group}`, group, kind: 'process-upload', payload });
+    }
+  }
+
+  /**
+   * Deletes the bytes once every post-process delivery of the upload is done. A delivery still
+   * pending has its own cleanup job behind it, which does it; a dead one (its receiver never
+   * acknowledged) keeps the bytes, so the results can still be had from the file.
+   */
+  async function cleanup(id: string): Promise<void> {
+    for (const target of HOOK_TARGETS) {
+      const delivery = await queue.status(postProcessKey(target, id));
+      if (delivery === 'pending') return;
+      if (delivery === 'dead') {
+        logger.warn({ uploadId: id, target }, 'post-process hook was never delivered; the bytes are kept (DELETE_AFTER_PROCESSING)');
+        return;
+      }
+    }
+    const status = await statuses.get(id);
+    if (status?.state !== 'done') return;
+    await withUploadLock(locker as Locker, id, () => storage.discardBytes(id));
+    logger.info({ uploadId: id }, 'processed upload deleted; its status and poster are kept (DELETE_AFTER_PROCESSING)');
+  }
+
   async function run(job: Job): Promise<void> {
+    if (isCleanup(job.payload)) return cleanup(job.payload.id);
     const stopTimer = metrics?.processingDuration.startTimer();
     try {
       await processUpload(job);
@@ -138,6 +189,8 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
     // not even a hook (a new instance's queue does not know the keys of the old one's).
     if (await storage.isSettled(id)) {
       logger.info({ uploadId: id }, 'upload already processed; skipped');
+      // A crash between the end state and queueing the cleanup: queue it now (idempotent).
+      if (deleteAfterProcessing && (await statuses.get(id))?.state === 'done') await scheduleCleanup(id);
       return;
     }
     // The declared digest is checked by the finish path; an upload found by the sweep or a HEAD
@@ -169,6 +222,14 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
       const done = status.processors[processor.name];
       if (done?.ok) continue;
       const previous = Object.fromEntries(Object.entries(status.processors).map(([name, p]) => [name, p.result]));
+      if (processor.wants && !processor.wants({ id, size, metadata, previous })) {
+        status = await updateExisting(id, (current) => ({
+          ...current,
+          processors: { ...current.processors, [processor.name]: { ok: true, result: { skipped: 'not wanted' }, at: now() } },
+          updatedAt: now(),
+        }));
+        continue;
+      }
       let outcome;
       try {
         outcome = await processor.run({ id, size, metadata, read: (range) => storage.read(id, range), streamed: checked.digest ?? streamed, previous });
@@ -198,6 +259,7 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
     await settle(id, info, 'done', null, { mustExist: true });
     metrics?.processingEnded('done');
     logger.info({ uploadId: id, size }, 'upload processed');
+    if (deleteAfterProcessing) await scheduleCleanup(id);
   }
 
   /** Ends a rejected upload: its bytes go first (DELETE_REJECTED), so "rejected" means they are gone. */
@@ -212,6 +274,10 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
 
   async function dead(job: Job, error: unknown): Promise<void> {
     const { id } = job.payload as { id: string };
+    if (isCleanup(job.payload)) {
+      logger.error({ err: error, uploadId: id }, 'could not delete a processed upload (DELETE_AFTER_PROCESSING); its bytes are kept');
+      return;
+    }
     const reason = `processing failed after ${job.attempts} attempts: ${error instanceof Error ? error.message : String(error)}`;
     const upload = await storage.getUpload(id).catch(() => undefined);
     const info = upload ? hookUpload(upload) : { id, size: null, offset: 0, metadata: {}, createdAt: null };

@@ -7,6 +7,7 @@ import type { Authenticator } from '../http/auth.js';
 import { corsHeaders } from '../http/cors.js';
 import { limitSubject, type Limits } from '../limits/limits.js';
 import type { StatusRecord, StatusStore, StatusState } from '../processing/status-store.js';
+import type { ArtifactStore } from '../storage/index.js';
 import type { UrlSigner } from '../http/signed-urls.js';
 import type { Actor } from '../uploads/actor.js';
 import { mayAccess } from '../uploads/ownership.js';
@@ -32,6 +33,8 @@ export type UploadStatus = Readonly<{
   downloadUrl: string | null;
   /** The server-sent events of this status, signed like downloadUrl (an EventSource sends no Authorization). */
   eventsUrl: string;
+  /** The poster frame (/uploads/<id>/poster) once the poster processor stored one, signed like downloadUrl. */
+  posterUrl: string | null;
   updatedAt: string | null;
 }>;
 
@@ -62,9 +65,18 @@ export type StatusRoutesDeps = Readonly<{
   limits?: Pick<Limits, 'openStream'>;
   /** Whether the client address comes from X-Forwarded-For (TRUST_PROXY), for the limits. */
   trustProxy?: boolean;
+  /** Where the poster frame is stored (storage.artifacts); without it /uploads/<id>/poster answers 404. */
+  artifacts?: Pick<ArtifactStore, 'read'>;
 }>;
 
-export function statusRoutes({ stateOf, statuses, tusPath, cors, isValidId, authenticate, signer, limits, trustProxy = false }: StatusRoutesDeps) {
+/** The poster processor's record, when it stored a frame. */
+function posterOf(record: StatusRecord | undefined): { artifact: string; contentType: string } | undefined {
+  const poster = record?.processors.poster;
+  const result = poster?.ok ? (poster.result as { artifact?: unknown; contentType?: unknown } | undefined) : undefined;
+  return typeof result?.artifact === 'string' && typeof result.contentType === 'string' ? { artifact: result.artifact, contentType: result.contentType } : undefined;
+}
+
+export function statusRoutes({ stateOf, statuses, tusPath, cors, isValidId, authenticate, signer, limits, trustProxy = false, artifacts }: StatusRoutesDeps) {
   const link = (path: string) => (signer ? signer.sign(path) : path);
 
   async function describe(id: string, actor?: Actor): Promise<UploadStatus> {
@@ -72,10 +84,13 @@ export function statusRoutes({ stateOf, statuses, tusPath, cors, isValidId, auth
     const [upload, record] = await Promise.all([
       stateOf(id).catch((error: unknown) => {
         if (error instanceof HttpError && error.code === 'ERR_UPLOAD_NOT_FOUND') return undefined;
+        // Bytes deleted after processing (DELETE_AFTER_PROCESSING): the status record still answers.
+        if (error instanceof HttpError && error.code === 'ERR_UPLOAD_GONE') return null;
         throw error;
       }),
       statuses.get(id),
     ]);
+    if (upload === null && !record) throw new HttpError('ERR_UPLOAD_GONE', 'the upload expired and its data was removed');
     // A rejected upload may have been deleted; its status record still answers, to its owner.
     if (!upload && !record) throw new HttpError('ERR_UPLOAD_NOT_FOUND', 'upload not found');
     if (!mayAccess({ owner: upload ? upload.owner : record?.owner }, actor)) throw new HttpError('ERR_UPLOAD_NOT_FOUND', 'upload not found');
@@ -92,6 +107,7 @@ export function statusRoutes({ stateOf, statuses, tusPath, cors, isValidId, auth
       uploadUrl: `${tusPath}/${id}`,
       downloadUrl: upload && isComplete(upload) ? link(`${tusPath}/${id}`) : null,
       eventsUrl: link(`${statusPath(id)}/events`),
+      posterUrl: posterOf(record) ? link(`${statusPath(id)}/poster`) : null,
       updatedAt: record?.updatedAt ?? null,
     };
   }
@@ -127,6 +143,21 @@ export function statusRoutes({ stateOf, statuses, tusPath, cors, isValidId, auth
     c.set('uploadId', c.req.param('id'));
     c.header('Cache-Control', 'no-store');
     return c.json(await describe(c.req.param('id'), c.get('actor')));
+  });
+  // The poster frame, under the same authentication and ownership as the status (describe).
+  routes.get('/uploads/:id/poster', async (c) => {
+    const id = c.req.param('id');
+    c.set('uploadId', id);
+    await describe(id, c.get('actor'));
+    const poster = posterOf(await statuses.get(id));
+    const bytes = poster && (await artifacts?.read(id, poster.artifact));
+    if (!poster || !bytes) throw new HttpError('ERR_NOT_FOUND', 'this upload has no poster frame');
+    return c.body(new Uint8Array(bytes), 200, {
+      'Content-Type': poster.contentType,
+      'Content-Length': String(bytes.byteLength),
+      'Cache-Control': 'private, max-age=300',
+      'X-Content-Type-Options': 'nosniff',
+    });
   });
   routes.get('/uploads/:id/events', async (c) => {
     const id = c.req.param('id');

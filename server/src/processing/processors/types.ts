@@ -32,12 +32,21 @@ export type ProcessorOutcome<R> = Readonly<{
   reject?: string;
 }>;
 
+/** What `wants` sees: the upload and the earlier results, no bytes. */
+export type ProcessorUpload = Pick<ProcessorInput, 'id' | 'size' | 'metadata' | 'previous'>;
+
 /**
  * One step of post-upload processing. Steps run in order; each result is recorded before
  * the next starts, so a restart resumes after the last recorded step. Throwing retries
- * the step with backoff; it must therefore be safe to run twice.
+ * the step with backoff; it must therefore be safe to run twice. Results are plain data
+ * (JSON): they go into the status resource and the post-process hook.
  */
 export interface Processor<R = unknown> {
   readonly name: string;
+  /**
+   * Whether this upload is one for this step (say, videos only). When it answers false the
+   * step is recorded as `{ skipped: 'not wanted' }` without running. Absent: every upload.
+   */
+  wants?(upload: ProcessorUpload): boolean;
   run(input: ProcessorInput): Promise<ProcessorOutcome<R>>;
 }
