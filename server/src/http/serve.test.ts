@@ -56,6 +56,36 @@ describe('startServer', () => {
   });
 });
 
+describe('MAX_CONNECTIONS', () => {
+  it('closes connections past the limit at once; those within it are served', async () => {
+    const server = await start({ MAX_CONNECTIONS: '2' });
+    expect(server.running.server.maxConnections).toBe(2);
+    const open = [openRawConnection(server.running.port), openRawConnection(server.running.port)];
+    for (const { response } of open) response.catch(() => undefined);
+    // Both are accepted (the server counts them) before the third knocks.
+    for (let i = 0; i < 100; i += 1) {
+      const count = await new Promise<number>((resolve) => server.running.server.getConnections((_error, n) => resolve(n)));
+      if (count >= 2) break;
+      await sleep(10);
+    }
+    const third = await rawRequest(server.running.port, buildRequest('GET', '/healthz', { Host: 'localhost' }), { timeoutMs: 2_000 }).then(
+      (res) => res.status,
+      () => 0,
+    );
+    expect(third).toBe(0);
+    for (const { socket } of open) socket.destroy();
+    await sleep(50);
+    const later = await rawRequest(server.running.port, buildRequest('GET', '/healthz', { Host: 'localhost', Connection: 'close' }), { timeoutMs: 2_000 });
+    expect(later.status).toBe(200);
+  });
+
+  it('0 leaves Node without a limit', async () => {
+    const server = await start({ MAX_CONNECTIONS: '0' });
+    expect(server.running.server.maxConnections).not.toBe(0);
+    expect((await fetch(`${server.running.url}/healthz`)).status).toBe(200);
+  });
+});
+
 describe('shutdown', () => {
   it('ends promptly even when a keep-alive response finishes just as it starts', async () => {
     const server = await start({ SHUTDOWN_TIMEOUT: '30s' });
