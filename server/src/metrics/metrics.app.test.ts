@@ -176,6 +176,18 @@ describe('GET /metrics', () => {
     expect([...methods].every((m) => ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS', 'PUT', 'OTHER'].includes(m ?? ''))).toBe(true);
   });
 
+  it('counts a request refused by a per-subject limit, by the limit\'s name', async () => {
+    const limited = await createTestApp({ MAX_CREATIONS_PER_MINUTE: '1' });
+    opened.push(limited);
+    await createUpload(limited.app, { 'Upload-Length': '1' });
+    const refused = await limited.app.request('/files', { method: 'POST', headers: { ...TUS, 'Upload-Length': '1' } });
+    expect(refused.status).toBe(429);
+    const samples = await scrape(limited);
+    expect(sampleValue(samples, 'tus_rate_limited_total', { limit: 'creations-per-minute' })).toBe(1);
+    expect(sampleValue(samples, 'tus_requests_total', { method: 'POST', status: '429' })).toBe(1);
+    expect(sampleValue(samples, 'tus_uploads_created_total')).toBe(1);
+  });
+
   it('keeps each app\'s counters apart (one registry per app)', async () => {
     const other = await createTestApp();
     opened.push(other);
