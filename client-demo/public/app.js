@@ -477,6 +477,20 @@ function settled(item, status) {
       const words = type.detected ? `${type.detected}${type.declared && type.declared !== type.detected ? declared : ''}` : `not recognised from its contents${declared}`;
       facts.append(element('dt', '', 'Type'), element('dd', 'type', words));
     }
+    const media = status.processors?.media?.result;
+    if (media && Array.isArray(media.streams)) {
+      const video = media.streams.find((stream) => stream.type === 'video');
+      if (Number.isFinite(media.duration)) facts.append(element('dt', '', 'Duration'), element('dd', 'duration', formatDuration(media.duration)));
+      if (video && video.width && video.height) facts.append(element('dt', '', 'Resolution'), element('dd', 'resolution', `${video.width} × ${video.height}`));
+    }
+    // The poster's link is signed like the download's: an <img> sends no Authorization header.
+    if (status.posterUrl) {
+      const poster = element('img', 'poster');
+      poster.src = new URL(status.posterUrl, item.upload.url).href;
+      poster.alt = `A frame from ${item.el.name}`;
+      poster.decoding = 'async';
+      result.append(poster);
+    }
     const link = element('a', 'download', `Download ${item.el.name}`);
     link.href = downloadUrl(item, status);
     link.rel = 'noreferrer';

@@ -92,6 +92,8 @@ export function cacheUploadStates(storage: UploadStorage, { maxEntries = 10_000 
       if (property === 'getUpload') return getUpload;
       if (property === 'datastore') return datastore;
       if (property === 'expire') return (id: string) => around(id, () => target.expire(id));
+      // DELETE_AFTER_PROCESSING removes the bytes outside the datastore: the upload is gone (410) from then on.
+      if (property === 'discardBytes') return (id: string) => around(id, () => target.discardBytes(id));
       if (property === 'concatenateInStore' && target.concatenateInStore) {
         const concatenate = target.concatenateInStore.bind(target);
         return (finalId: string, parts: Parameters<typeof concatenate>[1]) => around(finalId, () => concatenate(finalId, parts));
