@@ -4,7 +4,7 @@ import type { AppEnv } from '../http/app-env.js';
 import { corsHeaders } from '../http/cors.js';
 import { translateTusError } from '../tus/error-mapping.js';
 import { uploadIdFromSegment } from '../tus/upload-id.js';
-import { hookRequest, rememberRemoteAddress } from '../tus/upload-lifecycle.js';
+import { hookRequest, rememberActor, rememberRemoteAddress } from '../tus/upload-lifecycle.js';
 import type { Actor } from '../uploads/actor.js';
 import { appendUpload } from './append.js';
 import { cancelUpload } from './cancellation.js';
@@ -56,6 +56,8 @@ export function ietfRoutes(deps: IetfDeps): Hono<AppEnv> {
       c.set('actor', actor);
     }
     rememberRemoteAddress(raw, c.env?.incoming?.socket?.remoteAddress);
+    // Hooks get the verified subject, as with tus.
+    rememberActor(raw, actor);
     const request: IetfRequest = { c, raw, exchange, actor, hook: hookRequest(raw) };
 
     try {

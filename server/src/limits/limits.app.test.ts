@@ -97,6 +97,20 @@ describe('creations per minute (MAX_CREATIONS_PER_MINUTE)', () => {
   });
 });
 
+describe('the IETF protocol', () => {
+  it('counts against the same limits: a creation over them answers 429 with Retry-After', async () => {
+    const t = await app({ MAX_UPLOADS_IN_PROGRESS: '1' });
+    const ietf = (complete: boolean) =>
+      t.app.request('http://localhost/files', { method: 'POST', headers: { 'Upload-Draft-Interop-Version': '8', 'Upload-Complete': complete ? '?1' : '?0', 'Upload-Length': '10', 'Content-Length': '0' } });
+    expect((await ietf(false)).status).toBe(201);
+    const refused = await ietf(false);
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    // A tus creation by the same client is held back too.
+    await expectLimited(await post(t, 5), 'uploads-in-progress');
+  });
+});
+
 describe('unfinished bytes (MAX_UNFINISHED_BYTES)', () => {
   it('refuses an upload whose declared length would take the unfinished total past the limit', async () => {
     const t = await app({ MAX_UNFINISHED_BYTES: '1000' });
