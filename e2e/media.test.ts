@@ -376,3 +376,31 @@ async function artifactsOf(store: TestStore, id: string): Promise<string[]> {
     bucket.close();
   }
 }
+
+/**
+ * A measurement, not a test (skipped unless MEDIA_MEASURE_FILE names a video): the media and
+ * poster steps on a large file, on both stores, with how much of the file each step read. The
+ * README's numbers come from a 1 GiB H.264 MP4 whose moov box is at the end (see the report).
+ */
+const measured = process.env.MEDIA_MEASURE_FILE;
+describe.skipIf(!measured).each(STORE_KINDS)('[%s] measure: media and poster on MEDIA_MEASURE_FILE', (kind) => {
+  const scope = new Scope();
+  afterAll(() => scope.dispose());
+
+  it('processes it and reports time and bytes read per step', async () => {
+    const file = measured as string;
+    const size = (await fsp.stat(file)).size;
+    const server = await scope.server((await createTestStore(kind, scope)).startOptions({ MEDIA_TIMEOUT: '10m', MAX_UPLOAD_SIZE: '4GiB' }));
+    const client = startClientUpload(fs.createReadStream(file), { endpoint: server.endpoint, chunkSize: 64 * 1024 * 1024, uploadSize: size, metadata: { filename: path.basename(file), filetype: 'video/mp4' } }, 600_000);
+    const id = uploadIdOf(await client.done);
+    const status = await waitForState(server.url, id, undefined, 600_000, 500);
+    expect(status.state).toBe('done');
+    const media = status.processors.media?.result as MediaResult & { ms: number; requests: number };
+    const poster = status.processors.poster?.result as PosterResult & { ms: number; requests: number; bytesRead: number };
+    const pct = (bytes: number | undefined) => `${(((bytes ?? 0) / size) * 100).toFixed(3)}%`;
+    process.stdout.write(
+      `[${kind}] ${size} bytes, ${media.duration} s: media ${media.ms} ms, read ${media.bytesRead} bytes (${pct(media.bytesRead)}) in ${media.requests} requests; ` +
+        `poster ${poster.ms} ms at ${poster.atSeconds} s, read ${poster.bytesRead} bytes (${pct(poster.bytesRead)}) in ${poster.requests} requests\n`,
+    );
+  });
+});
