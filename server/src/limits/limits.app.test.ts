@@ -1,5 +1,11 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Env } from '../config.js';
+import { createApp } from '../app.js';
+import { parseConfig, type Env } from '../config.js';
+import { createStorage } from '../storage/index.js';
 import { createTestApp, type TestApp } from '../testing/create-test-app.js';
 import { createUpload, patchUpload, TUS } from '../testing/http-test-helpers.js';
 
@@ -76,6 +82,31 @@ describe('uploads in progress (MAX_UPLOADS_IN_PROGRESS)', () => {
     for (let i = 0; i < 3; i += 1) expect((await post(t, 5)).status).toBe(400);
     refuse = false;
     expect((await post(t, 5)).status).toBe(201);
+  });
+});
+
+describe('a creation the store cannot write', () => {
+  it('takes no slot: the upload was admitted, then nothing was stored', async () => {
+    const directory = await fs.mkdtemp(path.join(os.tmpdir(), 'tus-limits-store-'));
+    try {
+      const config = parseConfig({ ...NONE, STORAGE_DIR: directory, LOG_LEVEL: 'silent', MAX_UPLOADS_IN_PROGRESS: '1' });
+      const storage = await createStorage(config);
+      // The disk refuses the upload's files (a full disk between the free-space check and the write).
+      const create = storage.datastore.create.bind(storage.datastore);
+      let failing = true;
+      storage.datastore.create = async (upload) => {
+        if (failing) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+        return create(upload);
+      };
+      const { app } = createApp(config, { storage, logger: pino({ level: 'silent' }) });
+      const attempt = () => app.request('http://localhost/files', { method: 'POST', headers: { ...TUS, 'Upload-Length': '5' } });
+      for (let i = 0; i < 3; i += 1) expect((await attempt()).status).toBeGreaterThanOrEqual(500);
+      failing = false;
+      expect((await attempt()).status).toBe(201);
+      expect((await attempt()).status).toBe(429);
+    } finally {
+      await fs.rm(directory, { recursive: true, force: true });
+    }
   });
 });
 

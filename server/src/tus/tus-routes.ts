@@ -194,6 +194,7 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
     if (body) c.set('bytesIn', body.bytesReceived);
     const created = method === 'POST' ? createdUploadId(request) : undefined;
     if (created) c.set('uploadId', created);
+    if (created && !response.ok) await core.creationFailed(created).catch(() => undefined);
     const digested = created ?? (target.kind === 'upload' ? target.id : undefined);
     if (digest && digested) {
       // Continued by the next request only if this one was kept whole: a cut body falls back to a read.

@@ -159,6 +159,18 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
     limits?.release(id).catch((error: unknown) => logger.warn({ err: error, uploadId: id }, 'could not release an upload from the limits'));
   }
 
+  /**
+   * A creation the front-end answered with an error after the core admitted it (the store
+   * could not write the upload): if nothing was stored, it stops counting against the limits.
+   */
+  async function creationFailed(id: string): Promise<void> {
+    try {
+      await storage.getUpload(id);
+    } catch (error) {
+      if (error instanceof HttpError && error.code === 'ERR_UPLOAD_NOT_FOUND') release(id);
+    }
+  }
+
   /** The expiry sweep (or retention) removed the upload. */
   function expired(id: string): void {
     release(id);
@@ -292,6 +304,7 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
     concatenate: concatenation.concatenate,
     beforeTerminate,
     terminated,
+    creationFailed,
     expired,
     stop,
     ensureProcessed,
