@@ -1,14 +1,16 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { s3ServerEnv } from './services/s3-env.js';
 import { pollUntil, Scope, withTimeout, type ServerProcess } from './support/server-process.js';
 import { getStatus, readStatusFile, uploadIdOf, waitForState, type UploadStatus } from './support/status.js';
 import { createTestStore, S3Inspector, STORE_KINDS, type TestStore } from './support/stores.js';
-import { fetchWithin, startClientUpload, TUS } from './support/tus.js';
+import { fetchWithin, head, startClientUpload, TUS } from './support/tus.js';
 import { startWebhookReceiver } from './support/webhook-receiver.js';
 
 /**
@@ -362,6 +364,67 @@ describe.each(STORE_KINDS)('[%s] the poster follows the upload: ownership, DELET
     expect(status.body).toMatchObject({ state: 'done', downloadUrl: null, posterUrl: `/uploads/${id}/poster` });
     expect(mediaOf(status.body as UploadStatus).container).toBe('mov,mp4,m4a,3gp,3g2,mj2');
     expect((await fetchWithin(`${cleaning.url}/uploads/${id}/poster`)).status).toBe(200);
+  });
+});
+
+describe('DELETE_AFTER_PROCESSING when the post-process hook is not acknowledged', () => {
+  const scope = new Scope();
+  afterAll(() => scope.dispose());
+
+  it('a delivery retried until it succeeds deletes the bytes after it; one that dies keeps them', async () => {
+    const samples = await makeSamples(await scope.tempDir('tus-e2e-media-'));
+    const receiver = await startWebhookReceiver(SECRET);
+    scope.defer(() => receiver.close());
+    const server = await scope.server({ env: { DELETE_AFTER_PROCESSING: 'true', HOOKS_URL: receiver.url, HOOKS_SECRET: SECRET, HOOKS_MAX_ATTEMPTS: '2', HOOKS_RETRY_DELAY: '200ms' } });
+
+    // Refused once, then acknowledged: deleted after the second delivery, not before.
+    receiver.script('post-process', { failFirst: 1 });
+    const retried = await upload(server, samples.h264 as Sample);
+    await receiver.waitForDelivered(retried, 'post-process', 30_000);
+    await pollUntil(async () => ((await fetchWithin(`${server.endpoint}${retried}`)).status === 410 ? true : undefined), 'the bytes to be deleted', 20_000, 100);
+    expect(receiver.deliveries.filter((d) => d.uploadId === retried && d.type === 'post-process').map((d) => d.answeredStatus)).toEqual([500, 200]);
+
+    // Never acknowledged (dead after HOOKS_MAX_ATTEMPTS): the bytes stay, downloadable.
+    receiver.script('post-process', { status: 500 });
+    const refused = await upload(server, samples.vp9 as Sample);
+    await server.waitForLog((line) => line.uploadId === refused && String(line.msg).startsWith('post-process hook was never delivered'), 'the kept-bytes warning', 30_000);
+    const download = await fetchWithin(`${server.endpoint}${refused}`);
+    expect(download.status).toBe(200);
+    expect(Buffer.from(await download.arrayBuffer())).toEqual(await fsp.readFile((samples.vp9 as Sample).path));
+  });
+});
+
+const redisUrl = inject('redisUrl');
+
+describe.skipIf(!redisUrl)('two instances on one bucket and one Redis', () => {
+  const scope = new Scope();
+  let samples: Record<string, Sample>;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = await scope.tempDir('tus-e2e-media-');
+    samples = await makeSamples(dir);
+  });
+  afterAll(() => scope.dispose());
+
+  it('each upload is probed once, by one instance, however many HEADs and sweeps ask for it', async () => {
+    // An ffprobe that logs each run and takes a second: a second run of one upload would show as an extra line.
+    const runs = path.join(dir, 'ffprobe-runs.log');
+    const wrapper = path.join(dir, 'logging-ffprobe');
+    await fsp.writeFile(wrapper, `#!/bin/sh\necho "$$ start" >> '${runs}'\nsleep 1\nexec ffprobe "$@"\n`, { mode: 0o755 });
+    const tag = randomBytes(5).toString('hex');
+    const env = s3ServerEnv(inject('s3'), { S3_PREFIX: `media-${tag}/`, REDIS_URL: redisUrl ?? '', REDIS_PREFIX: `e2e-media-${tag}:`, FFPROBE_PATH: wrapper, EXPIRY_SWEEP_INTERVAL: '500ms' });
+    const [a, b] = await Promise.all([scope.server({ env }), scope.server({ env })]);
+    const names = ['h264', 'vp9', 'mov', 'audio'] as const;
+    const ids = await Promise.all(names.map((name, i) => upload(i % 2 === 0 ? a : b, samples[name] as Sample)));
+    // Meanwhile both instances are asked about every upload (a HEAD on a finished upload queues its processing).
+    for (let round = 0; round < 5; round += 1) {
+      await Promise.all(ids.flatMap((id) => [a, b].map((server) => head(`${server.endpoint}${id}`))));
+    }
+    for (const id of ids) expect((await waitForState(a.url, id)).state).toBe('done');
+    for (const [i, id] of ids.entries()) expect(mediaOf((await getStatus(b.url, id)).body as UploadStatus).streams?.length, names[i]).toBeGreaterThan(0);
+    const lines = (await fsp.readFile(runs, 'utf8')).split('\n').filter(Boolean);
+    expect(lines).toHaveLength(ids.length);
   });
 });
 
