@@ -122,6 +122,11 @@ export function startServer(spec: ServerSpec, storageDir: string, storageEnv: Re
     LOG_LEVEL: 'warn',
     MAX_UPLOAD_SIZE: String(4 * GiB),
     SHUTDOWN_TIMEOUT: '5s',
+    // One client playing many: the per-subject limits (one subject here, 127.0.0.1) would measure the limits.
+    MAX_UPLOADS_IN_PROGRESS: '0',
+    MAX_CREATIONS_PER_MINUTE: '0',
+    MAX_UNFINISHED_BYTES: '0',
+    MAX_EVENT_STREAMS: '0',
   };
   // Servers get exactly their own flags, not whatever loader the bench itself runs under.
   delete env.NODE_OPTIONS;
