@@ -17,7 +17,8 @@ const OFFSET_STREAM = 'application/offset+octet-stream';
 const TUS = { 'Tus-Resumable': '1.0.0' };
 
 beforeAll(async () => {
-  server = await startTestServer({ MAX_UPLOAD_SIZE: '1MiB' });
+  // Every test leaves an unfinished upload from this one client: well over MAX_UPLOADS_IN_PROGRESS's 100.
+  server = await startTestServer({ MAX_UPLOAD_SIZE: '1MiB', MAX_UPLOADS_IN_PROGRESS: '0' });
 });
 
 afterAll(async () => {

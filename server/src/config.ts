@@ -243,8 +243,8 @@ const envSchema = z.object({
   PROCESSING_CONCURRENCY: positiveInt('a number', 64).default(2),
   /** Unfinished uploads one subject (a token's subject, else a client IP) may have at once; 0 for no limit. @default 100 */
   MAX_UPLOADS_IN_PROGRESS: limit('a number of uploads', 1_000_000).default(100),
-  /** Uploads one subject may create per minute; 0 for no limit. @default 60 */
-  MAX_CREATIONS_PER_MINUTE: limit('a number of uploads', 1_000_000).default(60),
+  /** Uploads one subject may create per minute (a folder of small files dropped at once is hundreds); 0 for no limit. @default 600 */
+  MAX_CREATIONS_PER_MINUTE: limit('a number of uploads', 1_000_000).default(600),
   /** Bytes one subject's unfinished uploads may declare together (their Upload-Length); 0 for no limit. @default 20GiB */
   MAX_UNFINISHED_BYTES: byteSize('20GiB, or 0 for no limit').default(20 * 1024 ** 3),
   /** Status event streams (/uploads/<id>/events) one subject may hold open at once; 0 for no limit. @default 20 */

@@ -186,11 +186,12 @@ async function expectLimitedStream(res: Response): Promise<void> {
 }
 
 describe('defaults', () => {
-  it('a small team never meets them: 20 uploads at once, each finished', async () => {
+  it('a small team never meets them: a folder of 90 files created at once, then each finished, then 300 more small ones', async () => {
     const t = await createTestApp();
     apps.push(t);
     const created = [];
-    for (let i = 0; i < 20; i += 1) created.push(await createUpload(t.app, { 'Upload-Length': '3' }));
+    for (let i = 0; i < 90; i += 1) created.push(await createUpload(t.app, { 'Upload-Length': '3' }));
     for (const { path } of created) expect((await patchUpload(t.app, path, 0, 'abc')).status).toBe(204);
+    for (let i = 0; i < 300; i += 1) expect((await post(t, 0)).status).toBe(201);
   });
 });
