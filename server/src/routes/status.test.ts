@@ -74,7 +74,7 @@ describe('GET /uploads/<id>', () => {
     const { id, path } = await createUpload(app.app, { 'Upload-Length': '11', 'Upload-Metadata': 'filename aGVsbG8udHh0' });
     let got = await status(app, id);
     expect(got.headers.get('cache-control')).toBe('no-store');
-    expect(got.body).toEqual({ id, state: 'uploading', offset: 0, length: 11, metadata: { filename: 'hello.txt' }, processors: {}, error: null, uploadUrl: `/files/${id}`, downloadUrl: null, eventsUrl: `/uploads/${id}/events`, updatedAt: null });
+    expect(got.body).toEqual({ id, state: 'uploading', offset: 0, length: 11, metadata: { filename: 'hello.txt' }, processors: {}, error: null, uploadUrl: `/files/${id}`, downloadUrl: null, eventsUrl: `/uploads/${id}/events`, posterUrl: null, updatedAt: null });
     expect((await patchUpload(app.app, path, 0, 'hello')).status).toBe(204);
     expect((await status(app, id)).body).toMatchObject({ state: 'uploading', offset: 5 });
 
@@ -89,7 +89,10 @@ describe('GET /uploads/<id>', () => {
     await app.state.queue.idle();
     got = await status(app, id);
     expect(got.body.state).toBe('done');
-    expect(Object.keys(got.body.processors)).toEqual(['size', 'sha256', 'type']);
+    expect(Object.keys(got.body.processors)).toEqual(['size', 'sha256', 'type', 'media', 'poster']);
+    // Text is not probed (PROCESSORS' media and poster run for audio and video only).
+    expect(got.body.processors.media?.result).toEqual({ skipped: 'not audio or video: no type was detected or declared' });
+    expect(got.body.processors.poster?.result).toEqual({ skipped: 'not wanted' });
     expect(got.body.processors.sha256?.result).toEqual({ sha256: 'b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9', bytes: 11 });
   });
 
