@@ -1,6 +1,8 @@
+import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../testing/create-test-app.js';
 import { createFinishedUpload, createUpload, OFFSET_STREAM, TUS } from '../testing/http-test-helpers.js';
+import { varyOrigin } from './cors.js';
 
 /**
  * CORS_ORIGINS as a list: an origin not on it gets no Access-Control-* header at all, on
@@ -110,5 +112,20 @@ describe('CORS with *', () => {
     } finally {
       await open.cleanup();
     }
+  });
+});
+
+describe('varyOrigin', () => {
+  it('adds Origin to an existing Vary once, and copes with a response whose headers are immutable', async () => {
+    const app = new Hono();
+    app.use(varyOrigin({ origins: [ALLOWED] }));
+    app.get('/vary', (c) => c.body('x', 200, { Vary: 'Accept-Encoding' }));
+    app.get('/redirect', () => Response.redirect('http://localhost/elsewhere', 302));
+    const vary = await app.request('/vary');
+    expect(vary.headers.get('vary')).toBe('Accept-Encoding, Origin');
+    const redirect = await app.request('/redirect');
+    expect(redirect.status).toBe(302);
+    expect(redirect.headers.get('location')).toBe('http://localhost/elsewhere');
+    expect(redirect.headers.get('vary')).toBe('Origin');
   });
 });

@@ -66,7 +66,14 @@ function addVaryOrigin(headers: Headers): void {
 export function varyOrigin(cors: Config['cors']): MiddlewareHandler {
   return async function varyOriginHeader(c, next) {
     await next();
-    if (cors.origins !== '*') addVaryOrigin(c.res.headers);
+    if (cors.origins === '*') return;
+    try {
+      addVaryOrigin(c.res.headers);
+    } catch {
+      // A response whose headers are immutable (Response.redirect, a fetched one): copy it first.
+      c.res = new Response(c.res.body, c.res);
+      addVaryOrigin(c.res.headers);
+    }
   };
 }
 
