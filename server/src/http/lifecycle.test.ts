@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { UploadBody } from '../tus/upload-body.js';
+import { UploadBody } from './upload-body.js';
 import { corsHeaders } from './cors.js';
 import { ServerLifecycle } from './lifecycle.js';
 

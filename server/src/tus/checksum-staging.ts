@@ -10,7 +10,7 @@ import { HttpError } from '../errors.js';
 import { formatBytes } from '../units/byte-size.js';
 import type { ServerLifecycle } from '../http/lifecycle.js';
 import { announcesChecksumTrailer, parseUploadChecksum, type DeclaredChecksum } from './upload-checksum.js';
-import { UploadBody, type CutReason, type MinUploadRate } from './upload-body.js';
+import { UploadBody, type CutReason, type MinUploadRate } from '../http/upload-body.js';
 
 /** Under STORAGE_DIR; a dot name, so neither store's listing takes it for an upload. */
 export const STAGING_DIR = '.staging';

@@ -20,7 +20,7 @@ import { createFinalUpload } from './final-upload.js';
 import { offsetResponse } from './offset-response.js';
 import { checkTusRequest, effectiveMethod, isOffsetStream, TUS_VERSION, type TusTarget } from './protocol-guard.js';
 import { mappedErrorHeaders } from './tus-server.js';
-import { UploadBody, type CutReason } from './upload-body.js';
+import { UploadBody, type CutReason } from '../http/upload-body.js';
 import { uploadIdFromSegment } from './upload-id.js';
 import { createdUploadId, rememberActor, rememberDigestTap, rememberPartial, rememberRemoteAddress } from './upload-lifecycle.js';
 
