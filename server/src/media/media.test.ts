@@ -87,6 +87,27 @@ describe('range source', () => {
     }
   });
 
+  it('a tool that hangs up mid-body (a seek) is no failure, and the store stops being read', async () => {
+    const big = Buffer.alloc(64 * 1024 * 1024, 7);
+    const pieces = function* (from: number, to: number) {
+      for (let at = from; at <= to; at += 64 * 1024) yield big.subarray(at, Math.min(at + 64 * 1024, to + 1));
+    };
+    const served = await openRangeSource(big.length, async ({ start, end }) => Readable.from(pieces(start, end)));
+    try {
+      const controller = new AbortController();
+      const response = await fetch(served.url, { signal: controller.signal });
+      const reader = response.body!.getReader();
+      await reader.read();
+      controller.abort();
+      await reader.read().catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(served.readError()).toBeUndefined();
+      expect(served.bytesSent()).toBeLessThan(big.length / 2);
+    } finally {
+      await served.close();
+    }
+  });
+
   it('remembers a failed read of the store (the step is then retried, not blamed on the file)', async () => {
     const served = await openRangeSource(100, async () => {
       throw new Error('S3 said no');

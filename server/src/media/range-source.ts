@@ -59,19 +59,30 @@ export async function openRangeSource(size: number, read: (range: ByteRange) => 
       res.end();
       return;
     }
-    read({ start, end })
-      .then((body) => {
-        body.on('data', (chunk: Buffer) => {
+    /** The store's bytes, counted; only a failure of the store itself is recorded as one. */
+    async function* fromStore() {
+      let body: Readable;
+      try {
+        body = await read({ start, end });
+      } catch (error) {
+        failure ??= error instanceof Error ? error : new Error(String(error));
+        throw error;
+      }
+      try {
+        for await (const chunk of body as AsyncIterable<Buffer>) {
           sent += chunk.byteLength;
-        });
-        // The tool hangs up when it seeks elsewhere: the store's stream is destroyed with the response.
-        return pipeline(body, res);
-      })
-      .catch((error: unknown) => {
-        const closedByTool = res.destroyed && (error as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE';
-        if (!closedByTool) failure ??= error instanceof Error ? error : new Error(String(error));
-        res.destroy();
-      });
+          yield chunk;
+        }
+      } catch (error) {
+        failure ??= error instanceof Error ? error : new Error(String(error));
+        throw error;
+      } finally {
+        body.destroy();
+      }
+    }
+    // The tool hangs up when it seeks elsewhere: the generator is returned (not thrown into),
+    // the store's stream destroyed, and nothing is recorded as failed.
+    pipeline(fromStore(), res).catch(() => res.destroy());
   });
   server.on('connection', (socket) => {
     sockets.add(socket);
