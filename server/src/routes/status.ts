@@ -81,16 +81,21 @@ export function statusRoutes({ stateOf, statuses, tusPath, cors, isValidId, auth
 
   async function describe(id: string, actor?: Actor): Promise<UploadStatus> {
     if (!isValidId(id)) throw new HttpError('ERR_UPLOAD_NOT_FOUND', 'upload not found');
+    let gone: HttpError | undefined;
     const [upload, record] = await Promise.all([
       stateOf(id).catch((error: unknown) => {
         if (error instanceof HttpError && error.code === 'ERR_UPLOAD_NOT_FOUND') return undefined;
         // Bytes deleted after processing (DELETE_AFTER_PROCESSING): the status record still answers.
-        if (error instanceof HttpError && error.code === 'ERR_UPLOAD_GONE') return null;
+        if (error instanceof HttpError && error.code === 'ERR_UPLOAD_GONE') {
+          gone = error;
+          return null;
+        }
         throw error;
       }),
       statuses.get(id),
     ]);
-    if (upload === null && !record) throw new HttpError('ERR_UPLOAD_GONE', 'the upload expired and its data was removed');
+    // Expired, with no record to answer from: the 410 as the core gave it.
+    if (upload === null && !record && gone) throw gone;
     // A rejected upload may have been deleted; its status record still answers, to its owner.
     if (!upload && !record) throw new HttpError('ERR_UPLOAD_NOT_FOUND', 'upload not found');
     if (!mayAccess({ owner: upload ? upload.owner : record?.owner }, actor)) throw new HttpError('ERR_UPLOAD_NOT_FOUND', 'upload not found');
