@@ -355,21 +355,25 @@ describe.each(STORE_KINDS)('[%s] the poster follows the upload: ownership, DELET
     const receiver = await startWebhookReceiver(SECRET);
     scope.defer(() => receiver.close());
     const cleaned = await createTestStore(kind, scope);
-    const cleaning = await scope.server(cleaned.startOptions({ DELETE_AFTER_PROCESSING: 'true', HOOKS_URL: receiver.url, HOOKS_SECRET: SECRET, POSTER_WIDTH: String(POSTER_WIDTH) }));
-    const id = await upload(cleaning, samples.h264 as Sample);
+    const cleaning = await scope.server(cleaned.startOptions({ DELETE_AFTER_PROCESSING: 'true', HOOKS_URL: receiver.url, HOOKS_SECRET: SECRET, AUTH_JWT_SECRET: SECRET, POSTER_WIDTH: String(POSTER_WIDTH) }));
+    const id = await upload(cleaning, samples.h264 as Sample, { Authorization: `Bearer ${alice}` });
     await receiver.waitForDelivered(id, 'post-process', 60_000);
     const gone = await pollUntil(async () => {
-      const response = await fetchWithin(`${cleaning.endpoint}${id}`);
+      const response = await fetchWithin(`${cleaning.endpoint}${id}`, as(alice));
       return response.status === 410 ? response.text() : undefined;
     }, 'the bytes to be deleted', 20_000, 100);
     expect(gone?.trimEnd()).toBe(`ERR_UPLOAD_GONE: the upload was processed and its bytes were deleted (DELETE_AFTER_PROCESSING); its status and poster remain at /uploads/${id}`);
     // 410 is answered from the tombstone, written first; the record goes a moment later.
     await pollUntil(async () => ((await cleaned.objectsOf(id)).length === 0 ? true : undefined), 'the upload\'s objects to be gone', 10_000, 50);
-    const status = await getStatus(cleaning.url, id);
-    expect(status.status).toBe(200);
-    expect(status.body).toMatchObject({ state: 'done', downloadUrl: null, posterUrl: `/uploads/${id}/poster` });
-    expect(mediaOf(status.body as UploadStatus).container).toBe('mov,mp4,m4a,3gp,3g2,mj2');
-    expect((await fetchWithin(`${cleaning.url}/uploads/${id}/poster`)).status).toBe(200);
+    const response = await fetchWithin(`${cleaning.url}/uploads/${id}`, as(alice));
+    expect(response.status).toBe(200);
+    const status = (await response.json()) as WithPoster;
+    expect(status).toMatchObject({ state: 'done', downloadUrl: null, posterUrl: expect.stringMatching(new RegExp(`^/uploads/${id}/poster\\?expires=`)) });
+    expect(mediaOf(status).container).toBe('mov,mp4,m4a,3gp,3g2,mj2');
+    expect((await fetchWithin(`${cleaning.url}/uploads/${id}/poster`, as(alice))).status).toBe(200);
+    // Still its owner's alone, with only the record left to say whose it is.
+    expect((await fetchWithin(`${cleaning.url}/uploads/${id}`, as(bob))).status).toBe(404);
+    expect((await fetchWithin(`${cleaning.url}/uploads/${id}/poster`, as(bob))).status).toBe(404);
   });
 });
 

@@ -139,6 +139,10 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
     }
     const status = await statuses.get(id);
     if (status?.state !== 'done') return;
+    // The record answers for the upload from now on: it must say whose it is (ownership of the status and poster).
+    const upload = await storage.getUpload(id).catch(() => undefined);
+    const owner = upload ? uploadStateOf(upload).owner : undefined;
+    if (owner !== undefined && status.owner !== owner) await updateExisting(id, (current) => ({ ...current, owner }));
     await withUploadLock(locker as Locker, id, () => storage.discardBytes(id));
     logger.info({ uploadId: id }, 'processed upload deleted; its status and poster are kept (DELETE_AFTER_PROCESSING)');
   }
