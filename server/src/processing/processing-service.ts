@@ -216,7 +216,8 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
       await settle(id, info, status.state, status.error);
       return;
     }
-    status = await statuses.update(id, (current) => ({ id, processors: {}, error: null, ...current, state: 'processing', updatedAt: now() }));
+    // The owner travels with the record: a rejected upload's status stays its owner's after DELETE_REJECTED removed the bytes.
+    status = await statuses.update(id, (current) => ({ id, processors: {}, error: null, ...current, ...(state.owner ? { owner: state.owner } : {}), state: 'processing', updatedAt: now() }));
     // A step rejected the upload before a restart: finish the rejection, never run on to done.
     if (status.error) return reject(id, info, status.error);
 
