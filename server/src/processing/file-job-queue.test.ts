@@ -224,14 +224,15 @@ describe('file queue on disk', () => {
     const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
     it('a delivered hook job leaves the journal once past its retention, while the queue runs', async () => {
-      const queue = open(contractOptions({ retentionMs: 100 }));
+      // Long enough that the first look below comes before the prune even on a busy machine.
+      const queue = open(contractOptions({ retentionMs: 1_500 }));
       queue.start({ run: async () => undefined, dead: async () => undefined });
       await queue.enqueue(hookJob('hook:post-finish:a'));
       await queue.enqueue(newJob('upload-a'));
       await within(queue.idle(), 'the jobs to run');
       expect(await journalText()).toContain('hook:post-finish:a');
       // The prune timer runs every retention (at most hourly) and compacts what it forgot.
-      const deadline = Date.now() + 5_000;
+      const deadline = Date.now() + 10_000;
       while ((await journalText()).includes('hook:post-finish:a') && Date.now() < deadline) await sleep(25);
       const text = await journalText();
       expect(text).not.toContain('hook:post-finish:a');

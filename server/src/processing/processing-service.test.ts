@@ -50,7 +50,7 @@ function recordingHooks(): { hooks: HookDispatcher; notified: Notified[] } {
 function counted<R>(processor: Processor<R>, { failures = 0, message = 'transient failure' } = {}) {
   const calls: { previous: Readonly<Record<string, unknown>> }[] = [];
   const wrapped: Processor<R> = {
-    name: processor.name,
+    ...processor,
     async run(input) {
       calls.push({ previous: input.previous });
       if (calls.length <= failures) throw new Error(message);
@@ -146,6 +146,41 @@ describe('processing service', () => {
       },
     });
     expect(postProcess()[0]!.event.upload).toMatchObject({ id: 'u1', size: MP4.length, offset: MP4.length, metadata: { filename: 'a.mp4', filetype: 'video/mp4' } });
+  });
+
+  it('records quick steps (a digest streamed in, not wanted) with the end state: two writes, not one per step; a slow step has them written first', async () => {
+    const content = Buffer.from('hello world');
+    await putUpload('u1', content);
+    const writes: StatusRecord[] = [];
+    const counting: StatusStore = { ...statuses, update: async (id, change) => {
+      const written = await statuses.update(id, change);
+      writes.push(written);
+      return written;
+    } };
+    const streamedJob: Job = { ...jobFor('u1'), payload: { id: 'u1', streamed: { sha256: sha(content), bytes: content.length, head: content.toString('base64') } } };
+    const unwanted = counted<null>({ name: 'poster', wants: () => false, run: async () => ({ result: null }) });
+    const run = (processors: Processor[], job: Job) =>
+      createProcessing({ storage, queue, statuses: counting, processors, hooks: hooks.hooks, logger: silent, deleteRejected: false, locker }).run(job);
+    await run([...standard(), unwanted.processor], streamedJob);
+    // "processing", then done with every result.
+    expect(writes.map((w) => [w.state, Object.keys(w.processors)])).toEqual([
+      ['processing', []],
+      ['done', ['size', 'sha256', 'type', 'poster']],
+    ]);
+    expect(unwanted.calls).toHaveLength(0);
+    expect((await statuses.get('u1'))?.processors.poster).toMatchObject({ ok: true, result: { skipped: 'not wanted' } });
+
+    // A step that is not quick finds the results before it recorded when it starts.
+    await putUpload('u2', content);
+    writes.length = 0;
+    let seenWhileRunning: string[] = [];
+    const slow: Processor<null> = { name: 'transcode', run: async () => {
+      seenWhileRunning = Object.keys((await statuses.get('u2'))?.processors ?? {});
+      return { result: null };
+    } };
+    await run([...standard(), slow], { ...streamedJob, key: processingKey('u2'), group: processingKey('u2'), payload: { ...streamedJob.payload, id: 'u2' } });
+    expect(seenWhileRunning).toEqual(['size', 'sha256', 'type']);
+    expect(writes.map((w) => w.state)).toEqual(['processing', 'processing', 'processing', 'done']);
   });
 
   it('hands each processor the results of the ones before it', async () => {

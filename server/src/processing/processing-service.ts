@@ -10,7 +10,7 @@ import { hookUploadOf, isComplete, isFinished, uploadStateOf } from '../uploads/
 import { checkDeclaredDigest, markDigestMismatch } from '../uploads/declared-digest-check.js';
 import type { Job, JobQueue, ProcessUploadPayload } from './job-queue.js';
 import type { Processor, StreamedDigest } from './processors/types.js';
-import type { ProcessingState, StatusRecord, StatusStore } from './status-store.js';
+import type { ProcessingState, ProcessorRecord, StatusRecord, StatusStore } from './status-store.js';
 
 export type ProcessingDeps = Readonly<{
   storage: UploadStorage;
@@ -98,9 +98,16 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
     upload: HookUpload,
     state: Exclude<ProcessingState, 'processing'>,
     error: string | null,
-    { mustExist = false, stored = true }: { mustExist?: boolean; stored?: boolean } = {},
+    { mustExist = false, stored = true, processors: unrecorded = {} }: { mustExist?: boolean; stored?: boolean; processors?: Readonly<Record<string, ProcessorRecord>> } = {},
   ): Promise<StatusRecord> {
-    const change = (current: StatusRecord | undefined): StatusRecord => ({ id, processors: current?.processors ?? {}, ...current, state, error, updatedAt: now() });
+    const change = (current: StatusRecord | undefined): StatusRecord => ({
+      id,
+      ...current,
+      processors: { ...current?.processors, ...unrecorded },
+      state,
+      error,
+      updatedAt: now(),
+    });
     const record = await (mustExist ? updateExisting(id, change) : statuses.update(id, change));
     const results = Object.fromEntries(Object.entries(record.processors).map(([name, p]) => [name, p.ok ? p.result : { error: p.error }]));
     await hooks.notify('post-process', { type: 'post-process', upload, request: null, processing: { state, results, error } }, `post-process:${id}`);
@@ -223,36 +230,53 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
 
     const size = upload.size as number;
     const metadata = info.metadata;
+    /**
+     * Results of quick steps (not wanted, or answered at once: see Processor.quick) are written
+     * with the next write or the end state, not one write each: a small upload is processed in
+     * two writes, not seven, and after a crash they are recomputed for nothing. Before any
+     * other step runs they are written (the status shows them while it runs, a kill keeps
+     * them), and so is its own result: a restart resumes after real work.
+     */
+    let unrecorded: Record<string, ProcessorRecord> = {};
+    const record = (change: (current: StatusRecord) => StatusRecord) => {
+      const merged = unrecorded;
+      unrecorded = {};
+      return updateExisting(id, (current) => change({ ...current, processors: { ...current.processors, ...merged } }));
+    };
     for (const processor of processors) {
       const done = status.processors[processor.name];
       if (done?.ok) continue;
-      const previous = Object.fromEntries(Object.entries(status.processors).map(([name, p]) => [name, p.result]));
+      const previous = Object.fromEntries(Object.entries({ ...status.processors, ...unrecorded }).map(([name, p]) => [name, p.result]));
       if (processor.wants && !processor.wants({ id, size, metadata, previous })) {
-        status = await updateExisting(id, (current) => ({
-          ...current,
-          processors: { ...current.processors, [processor.name]: { ok: true, result: { skipped: 'not wanted' }, at: now() } },
-          updatedAt: now(),
-        }));
+        unrecorded[processor.name] = { ok: true, result: { skipped: 'not wanted' }, at: now() };
         continue;
       }
+      const digest = checked.digest ?? streamed;
+      const quick = processor.quick?.({ size, metadata, previous, streamed: digest }) ?? false;
+      if (!quick && Object.keys(unrecorded).length > 0) status = await record((current) => ({ ...current, updatedAt: now() }));
       let outcome;
       try {
-        outcome = await processor.run({ id, size, metadata, read: (range) => storage.read(id, range), streamed: checked.digest ?? streamed, previous });
+        outcome = await processor.run({ id, size, metadata, read: (range) => storage.read(id, range), streamed: digest, previous });
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
-        await updateExisting(id, (current) => ({
+        await record((current) => ({
           ...current,
           processors: { ...current.processors, [processor.name]: { ok: false, error: message, at: now() } },
           updatedAt: now(),
         }));
         throw error;
       }
+      const result: ProcessorRecord = { ok: true, result: outcome.result, at: now() };
       // The step's result and its rejection are recorded together, so a restart after this
       // point finishes the rejection instead of skipping the step and running on to done.
       const rejection = outcome.reject ?? null;
-      status = await updateExisting(id, (current) => ({
+      if (rejection === null && quick) {
+        unrecorded[processor.name] = result;
+        continue;
+      }
+      status = await record((current) => ({
         ...current,
-        processors: { ...current.processors, [processor.name]: { ok: true, result: outcome.result, at: now() } },
+        processors: { ...current.processors, [processor.name]: result },
         ...(rejection !== null ? { error: rejection } : {}),
         updatedAt: now(),
       }));
@@ -261,7 +285,7 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
         return reject(id, info, rejection);
       }
     }
-    await settle(id, info, 'done', null, { mustExist: true });
+    await settle(id, info, 'done', null, { mustExist: true, processors: unrecorded });
     metrics?.processingEnded('done');
     logger.info({ uploadId: id, size }, 'upload processed');
     if (deleteAfterProcessing) await scheduleCleanup(id);

@@ -33,6 +33,7 @@ async function leadingBytes(stream: AsyncIterable<Buffer>, limit: number): Promi
 export function detectType(allowedTypes: MediaTypePatterns): Processor<DetectTypeResult> {
   return {
     name: 'type',
+    quick: ({ size, streamed }) => size === 0 || (streamed?.bytes === size && streamed.head.byteLength === Math.min(size, SNIFF_BYTES)),
     async run({ size, metadata, read, streamed }) {
       const declared = metadata.filetype ? essence(metadata.filetype) : null;
       const wanted = Math.min(size, SNIFF_BYTES);

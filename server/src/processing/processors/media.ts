@@ -43,6 +43,7 @@ export function notMediaReason({ size, metadata, previous }: Pick<ProcessorInput
 export function mediaProbe({ tools, allowedTypes }: { tools: MediaToolsConfig; allowedTypes: readonly string[] }): Processor<MediaResult> {
   return {
     name: 'media',
+    quick: (input) => notMediaReason(input) !== undefined,
     async run(input) {
       const skip = notMediaReason(input);
       if (skip) return { result: { skipped: skip } };

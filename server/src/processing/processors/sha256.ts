@@ -11,6 +11,7 @@ export type Sha256Result = Readonly<{ sha256: string; bytes: number }>;
  */
 export const sha256: Processor<Sha256Result> = {
   name: 'sha256',
+  quick: ({ size, streamed }) => streamed?.bytes === size,
   async run({ size, read, streamed }) {
     if (streamed?.bytes === size) return { result: { sha256: streamed.sha256, bytes: size } };
     const hash = createHash('sha256');

@@ -37,7 +37,7 @@ export type ProcessorUpload = Pick<ProcessorInput, 'id' | 'size' | 'metadata' | 
 
 /**
  * One step of post-upload processing. Steps run in order; each result is recorded before
- * the next starts, so a restart resumes after the last recorded step. Throwing retries
+ * the next step that is not quick starts, so a restart resumes after the last recorded step. Throwing retries
  * the step with backoff; it must therefore be safe to run twice. Results are plain data
  * (JSON): they go into the status resource and the post-process hook.
  */
@@ -48,5 +48,13 @@ export interface Processor<R = unknown> {
    * step is recorded as `{ skipped: 'not wanted' }` without running. Absent: every upload.
    */
   wants?(upload: ProcessorUpload): boolean;
+  /**
+   * Whether the step will answer at once for this upload, reading no stored bytes and
+   * waiting on nothing (a digest streamed in, a skip). Such a result is recorded with the
+   * next write rather than one of its own; every other step has the results before it
+   * recorded first, so the status shows them while it runs and a restart keeps them.
+   * Absent: never quick.
+   */
+  quick?(input: Pick<ProcessorInput, 'size' | 'metadata' | 'previous' | 'streamed'>): boolean;
   run(input: ProcessorInput): Promise<ProcessorOutcome<R>>;
 }
