@@ -157,11 +157,11 @@ describe('processing service', () => {
       writes.push(written);
       return written;
     } };
-    const streamedJob: Job = { ...jobFor('u1'), payload: { id: 'u1', streamed: { sha256: sha(content), bytes: content.length, head: content.toString('base64') } } };
+    const streamedJob = (id: string): Job => ({ ...jobFor(id), payload: { id, streamed: { sha256: sha(content), bytes: content.length, head: content.toString('base64') } } });
     const unwanted = counted<null>({ name: 'poster', wants: () => false, run: async () => ({ result: null }) });
     const run = (processors: Processor[], job: Job) =>
       createProcessing({ storage, queue, statuses: counting, processors, hooks: hooks.hooks, logger: silent, deleteRejected: false, locker }).run(job);
-    await run([...standard(), unwanted.processor], streamedJob);
+    await run([...standard(), unwanted.processor], streamedJob('u1'));
     // "processing", then done with every result.
     expect(writes.map((w) => [w.state, Object.keys(w.processors)])).toEqual([
       ['processing', []],
@@ -178,7 +178,7 @@ describe('processing service', () => {
       seenWhileRunning = Object.keys((await statuses.get('u2'))?.processors ?? {});
       return { result: null };
     } };
-    await run([...standard(), slow], { ...streamedJob, key: processingKey('u2'), group: processingKey('u2'), payload: { ...streamedJob.payload, id: 'u2' } });
+    await run([...standard(), slow], streamedJob('u2'));
     expect(seenWhileRunning).toEqual(['size', 'sha256', 'type']);
     expect(writes.map((w) => w.state)).toEqual(['processing', 'processing', 'processing', 'done']);
   });
