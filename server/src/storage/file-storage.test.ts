@@ -186,3 +186,17 @@ describe('AtomicFileKvStore', () => {
     expect(await fileExists(path.join(dir, '..', 'escape.json'))).toBe(false);
   });
 });
+
+describe('an upload whose bytes DELETE_AFTER_PROCESSING removed', () => {
+  it('says so at every moment of the removal, also between its data file and its record going', async () => {
+    await createWith('done1', 5, 'hello');
+    await storage.discardBytes?.('done1');
+    await expect(storage.getUpload('done1')).rejects.toThrow(/was processed and its bytes were deleted/);
+
+    // The moment in between: the tombstone and the record are there, the data file is not.
+    await createWith('done2', 5, 'hello');
+    await fs.writeFile(path.join(dir, '.expired', 'done2'), 'processed');
+    await fs.rm(path.join(dir, 'done2'));
+    await expect(storage.getUpload('done2')).rejects.toThrow(/was processed and its bytes were deleted/);
+  });
+});

@@ -98,7 +98,9 @@ class TrackedFileStore extends FileStore {
     try {
       return await super.getUpload(id);
     } catch (error) {
-      if (error === ERRORS.FILE_NOT_FOUND && (await exists(this.tombstonePath(id)))) {
+      // FILE_NO_LONGER_EXISTS too: between the data file's removal and its record's, upstream
+      // reads the record and finds no data; the tombstone (written first) says why it went.
+      if ((error === ERRORS.FILE_NOT_FOUND || error === ERRORS.FILE_NO_LONGER_EXISTS) && (await exists(this.tombstonePath(id)))) {
         const reason = await fsp.readFile(this.tombstonePath(id), 'utf8').catch(() => '');
         throw reason === DISCARDED_REASON ? bytesDeleted(id) : ERRORS.FILE_NO_LONGER_EXISTS;
       }
