@@ -24,18 +24,24 @@ describe('file queue whose journal cannot be written', () => {
 
   it('runs a job whose outcome could not be recorded again only after a pause', async () => {
     directory = await fs.mkdtemp(path.join(os.tmpdir(), 'tus-queue-full-'));
-    const q = createFileJobQueue({ directory, logger: pino({ level: 'silent' }), ...contractOptions({ maxAttempts: 3, baseDelayMs: 20 }) });
+    // A snapshot after every batch: the enqueue's log is closed by it, the completion opens the next one (000000000003).
+    const q = createFileJobQueue({ directory, logger: pino({ level: 'silent' }), snapshotAfter: 1, ...contractOptions({ maxAttempts: 3, baseDelayMs: 20 }) });
     queue = q;
     let runs = 0;
     let journalBroken = false;
+    const devFull = await fs.access('/dev/full').then(() => true, () => false);
     q.start({
       run: async () => {
         runs += 1;
         if (journalBroken) return;
-        // The job is in the journal; from now on nothing more can be written there (as on a
-        // full disk: the batch's rename fails).
-        await fs.rm(path.join(directory ?? '', 'journal'), { recursive: true, force: true });
-        await fs.writeFile(path.join(directory ?? '', 'journal'), '');
+        // The job is in the journal; from now on nothing more can be written there: the next
+        // log is /dev/full (every write a real ENOSPC), or else the journal is no directory.
+        const journal = path.join(directory ?? '', 'journal');
+        if (devFull) await fs.symlink('/dev/full', path.join(journal, '000000000003.log.jsonl'));
+        else {
+          await fs.rm(journal, { recursive: true, force: true });
+          await fs.writeFile(journal, '');
+        }
         journalBroken = true;
       },
       dead: async () => undefined,

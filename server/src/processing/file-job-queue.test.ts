@@ -64,12 +64,12 @@ describe('file queue on disk', () => {
     return { files, records };
   };
 
-  it('writes the changes made in one window as one batch (group commit), and finishes jobs in batches too', async () => {
+  it('writes the changes made in one window as one batch (group commit), and finishes jobs in batches too, all in one log file', async () => {
     const queue = open(contractOptions({ maxAttempts: 1, concurrency: 8 }));
     const keys = Array.from({ length: 20 }, (_, i) => `process:${i}`);
     expect(await Promise.all(keys.map((key) => queue.enqueue(newJob(key, key, { id: key }))))).toEqual(keys.map(() => true));
     let { files, records } = await journal();
-    expect(files).toEqual(['000000000001.batch.jsonl']);
+    expect(files).toEqual(['000000000001.log.jsonl']);
     expect(records.map((r) => (r.record.job as Job).key)).toEqual(keys);
     expect(records[0]!.record.job).toMatchObject({ key: 'process:0', group: 'process:0', kind: 'process-upload', payload: { id: 'process:0' }, attempts: 0, lastError: null });
 
@@ -81,8 +81,8 @@ describe('file queue on disk', () => {
     });
     await within(queue.idle(), 'the queue to drain');
     ({ files, records } = await journal());
-    // 20 completions, at most 8 running at once: far fewer files than jobs.
-    expect(files.length).toBeLessThanOrEqual(1 + Math.ceil(20 / 2));
+    // 20 completions, at most 8 running at once: appended to the same log, no file per batch.
+    expect(files).toEqual(['000000000001.log.jsonl']);
     expect(records.filter((r) => r.record.t === 'done')).toHaveLength(19);
     expect(records.filter((r) => r.record.t === 'dead').map((r) => r.record.job)).toEqual([expect.objectContaining({ key: 'process:13', attempts: 1, lastError: 'broken' })]);
     // Nothing is left in the temporary directory.
@@ -93,7 +93,7 @@ describe('file queue on disk', () => {
     const queue = open();
     await queue.enqueue(newJob('../../escape', 'g'));
     await queue.enqueue(newJob('..', 'h'));
-    expect((await list('journal')).every((name) => /^\d{12}\.batch\.jsonl$/.test(name))).toBe(true);
+    expect((await list('journal')).every((name) => /^\d{12}\.log\.jsonl$/.test(name))).toBe(true);
     expect(await fs.readdir(path.dirname(directory))).not.toContain('escape.json');
     expect(await queue.status('../../escape')).toBe('pending');
   });
@@ -163,6 +163,10 @@ describe('file queue on disk', () => {
     const { files } = await journal();
     expect(files.some((name) => name.endsWith('.snapshot.jsonl'))).toBe(true);
     expect(files.length).toBeLessThan(20);
+    // After a snapshot the log starts anew, numbered after it: nothing older is left.
+    const snapshotAt = files.findIndex((name) => name.endsWith('.snapshot.jsonl'));
+    expect(files.slice(snapshotAt + 1).every((name) => name.endsWith('.log.jsonl'))).toBe(true);
+    expect(snapshotAt).toBe(0);
 
     const second = open();
     await second.enqueue(newJob('new'));
@@ -170,6 +174,92 @@ describe('file queue on disk', () => {
     expect(await second.status('bad-10')).toBe('dead');
     expect(await second.status('new')).toBe('pending');
     for (const key of ['ok-29', 'bad-20']) expect(await second.enqueue(newJob(key))).toBe(false);
+  });
+
+  it('enqueues and completions over many group-commit windows create no file: one log, appended to, replayed after a restart', async () => {
+    const first = open(contractOptions({ maxAttempts: 1, concurrency: 4 }));
+    // One window each: every enqueue waits for the one before it.
+    for (let i = 0; i < 30; i += 1) expect(await first.enqueue(newJob(`one-${i}`))).toBe(true);
+    const before = { journal: await list('journal'), tmp: await list('tmp') };
+    expect(before).toEqual({ journal: ['000000000001.log.jsonl'], tmp: [] });
+    first.start({ run: async () => undefined, dead: async () => undefined });
+    for (let i = 0; i < 30; i += 1) expect(await first.enqueue(newJob(`two-${i}`))).toBe(true);
+    await within(first.idle(), 'the queue to drain');
+    await first.stop();
+    expect({ journal: await list('journal'), tmp: await list('tmp') }).toEqual(before);
+    const { records } = await journal();
+    expect(records.filter((r) => r.record.t === 'job')).toHaveLength(60);
+    expect(records.filter((r) => r.record.t === 'done')).toHaveLength(60);
+
+    // The next process replays the log, then appends to a log of its own.
+    const second = open();
+    expect(await second.status('one-0')).toBe('done');
+    expect(await second.status('two-29')).toBe('done');
+    expect(await second.enqueue(newJob('one-0'))).toBe(false);
+    expect(await second.enqueue(newJob('three'))).toBe(true);
+    expect(await list('journal')).toEqual(['000000000001.log.jsonl', '000000000002.log.jsonl']);
+    expect(await fs.readFile(path.join(directory, 'journal', '000000000002.log.jsonl'), 'utf8')).toContain('"three"');
+  });
+
+  it.each([
+    ['half a JSON record', (line: string) => line.slice(0, line.length - 12)],
+    ['a whole record without its newline', (line: string) => line],
+  ])('a log whose last line is torn (%s) is replayed without it, silently, and never appended to again', async (_name, torn) => {
+    await fs.mkdir(path.join(directory, 'journal'), { recursive: true });
+    const job = (key: string) => JSON.stringify({ t: 'job', job: { ...newJob(key), seq: 1, enqueuedAt: '', attempts: 0, lastError: null } });
+    const tornLog = path.join(directory, 'journal', '000000000003.log.jsonl');
+    const tornText = job('before-1') + '\n' + job('before-2') + '\n' + torn(job('torn'));
+    await fs.writeFile(tornLog, tornText);
+
+    const queue = open();
+    const ran: string[] = [];
+    queue.start({ run: async (j) => void ran.push(j.key), dead: async () => undefined });
+    await within(queue.idle(), 'the jobs before the torn line to run');
+    expect(ran).toEqual(['before-1', 'before-2']);
+    expect(await queue.status('torn')).toBeUndefined();
+    expect(logLines.filter((line) => (line.level as number) >= 40)).toEqual([]);
+    // The completions went to a new log; the torn one is as it was.
+    expect(await list('journal')).toEqual(['000000000003.log.jsonl', '000000000004.log.jsonl']);
+    expect(await fs.readFile(tornLog, 'utf8')).toBe(tornText);
+    expect(await queue.enqueue(newJob('torn'))).toBe(true);
+  });
+
+  it('reads a journal of one file per batch (the layout before the log) and appends after it', async () => {
+    await fs.mkdir(path.join(directory, 'journal'), { recursive: true });
+    const job = (key: string, seq: number) => JSON.stringify({ t: 'job', job: { ...newJob(key, 'g'), seq, enqueuedAt: '', attempts: 0, lastError: null } }) + '\n';
+    await fs.writeFile(path.join(directory, 'journal', '000000000001.batch.jsonl'), job('old-1', 1) + job('old-2', 2) + job('old-3', 3));
+    await fs.writeFile(path.join(directory, 'journal', '000000000002.batch.jsonl'), JSON.stringify({ t: 'done', key: 'old-1', kind: 'process-upload', at: Date.now() }) + '\n');
+    await fs.writeFile(path.join(directory, 'journal', '000000000003.batch.jsonl'), job('old-4', 4));
+
+    const queue = open();
+    expect(await queue.status('old-1')).toBe('done');
+    expect(await queue.enqueue(newJob('new', 'g'))).toBe(true);
+    const ran: string[] = [];
+    queue.start({ run: async (j) => void ran.push(j.key), dead: async () => undefined });
+    await within(queue.idle(), 'the old jobs to run');
+    expect(ran).toEqual(['old-2', 'old-3', 'old-4', 'new']);
+    expect((await list('journal')).at(-1)).toBe('000000000004.log.jsonl');
+  });
+
+  it('a batch the disk refuses fails its callers and leaves no file behind; the log is replayed without it', async () => {
+    const devFull = await fs.access('/dev/full').then(() => true, () => false);
+    if (!devFull) return;
+    const queue = open();
+    expect(await queue.status('x')).toBeUndefined();
+    // The log this queue opens first is /dev/full: every write fails with a real ENOSPC.
+    const log = path.join(directory, 'journal', '000000000001.log.jsonl');
+    await fs.symlink('/dev/full', log);
+    await expect(queue.enqueue(newJob('refused-1'))).rejects.toMatchObject({ code: 'ENOSPC' });
+    // The next batch tries the same handle again: still no new file per batch.
+    await expect(queue.enqueue(newJob('refused-2'))).rejects.toMatchObject({ code: 'ENOSPC' });
+    expect(await list('journal')).toEqual(['000000000001.log.jsonl']);
+    expect(await queue.status('refused-1')).toBeUndefined();
+    await queue.stop();
+
+    await fs.rm(log);
+    const second = open();
+    expect(await second.status('refused-1')).toBeUndefined();
+    expect(await second.enqueue(newJob('refused-1'))).toBe(true);
   });
 
   it('files older than the latest snapshot (a crash before they were removed) are ignored', async () => {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs/promises';
+import fs, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../logger.js';
 import { isStorageFull } from '../storage/storage-errors.js';
@@ -53,27 +53,39 @@ const FILE_MODE = 0o600;
 
 type Pending = Job & { notBefore: number };
 
-/** A record waiting for its batch: applied to memory once its file is in place. */
+/** A record waiting for its batch: applied to memory once its batch is written. */
 type Appending = { record: JournalRecord; apply(): void; resolve(): void; reject(error: unknown): void };
 
 /** The layout before the journal: one JSON file per job in pending/, done/, dead/. Read once, then removed. */
 const LEGACY_STATES = ['pending', 'done', 'dead'] as const;
 
-const BATCH = /^(\d{12})\.(batch|snapshot)\.jsonl$/;
+/**
+ * Journal files, replayed in number order: `log` (appended to, one per process and snapshot),
+ * `snapshot` (the whole state), `batch` (one per batch, the layout before the log; read only).
+ */
+const BATCH = /^(\d{12})\.(log|batch|snapshot)\.jsonl$/;
+
+/** The log being appended to; `size`: the bytes it holds, all of them whole lines. */
+type Log = { handle: FileHandle; name: string; size: number };
+
+/** Errors after which a handle is not written again: the next batch opens a new log. */
+const BROKEN_HANDLE = new Set(['EBADF', 'EIO']);
 
 /** How long a job waits when its outcome could not be written to the journal before it runs again. */
 export const BOOKKEEPING_RETRY_MS = 5_000;
-const batchName = (n: number, kind: 'batch' | 'snapshot') => `${String(n).padStart(12, '0')}.${kind}.jsonl`;
+const batchName = (n: number, kind: 'log' | 'snapshot') => `${String(n).padStart(12, '0')}.${kind}.jsonl`;
 
 /**
- * The embedded queue: a journal of batches under the storage directory (group commit).
- * Every change made while the previous batch was being written (enqueues, completions,
- * retries, from any number of callers) is written as one file: to tmp/, then renamed into
- * journal/, so a crash leaves either no batch or a whole one, and each caller's promise
- * resolves only once its record is in place. Memory holds the pending jobs and the keys
- * that finished; enqueue is idempotent by key against both. At start the latest snapshot
- * and the batches after it are replayed, so nothing enqueued is lost to a restart; once
- * the journal outgrows the state, a snapshot of it replaces the older files.
+ * The embedded queue: a journal under the storage directory (group commit). Every change
+ * made while the previous batch was being written (enqueues, completions, retries, from any
+ * number of callers) is appended as one write to the log file kept open in journal/ (no new
+ * file, hence no inode, per batch), and each caller's promise resolves only once its bytes
+ * are written. A crash mid-append leaves a torn last line, a record nobody was told about:
+ * load skips it, and each process appends to a log of its own, never after a torn tail.
+ * Memory holds the pending jobs and the keys that finished; enqueue is idempotent by key
+ * against both. At start the latest snapshot and the files after it are replayed, so nothing
+ * enqueued is lost to a restart; once the journal outgrows the state, a snapshot of it
+ * (written to tmp/, renamed into journal/) replaces the older files, the log included.
  */
 export function createFileJobQueue({ directory, policies, concurrency, logger, snapshotAfter = 4096, retentionMs = 0, storageFullRetryMs = BOOKKEEPING_RETRY_MS }: FileJobQueueOptions): JobQueue {
   const dir = (name: 'journal' | 'tmp' | (typeof LEGACY_STATES)[number]) => path.join(directory, name);
@@ -102,6 +114,8 @@ export function createFileJobQueue({ directory, policies, concurrency, logger, s
   let nextBatch = 1;
   let recordsSinceSnapshot = 0;
   let appending: Appending[] = [];
+  /** Opened by the first batch after load or a snapshot; only the writer loop uses it. */
+  let log: Log | undefined;
   let writer: Promise<void> | undefined;
   /** A compaction was asked for (hook jobs past their retention): the writer runs it when it is free. */
   let compactDue = false;
@@ -197,7 +211,46 @@ export function createFileJobQueue({ directory, policies, concurrency, logger, s
     const number = nextBatch++;
     await writeFile(batchName(number, 'snapshot'), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
     recordsSinceSnapshot = 0;
+    // Load ignores what is older than the snapshot: the next batch goes to a log after it.
+    await closeLog();
     await removeBefore(number);
+  }
+
+  async function closeLog(): Promise<void> {
+    const current = log;
+    log = undefined;
+    await current?.handle.close().catch((error: unknown) => logger.warn({ err: error, file: current.name }, 'queue log could not be closed'));
+  }
+
+  async function openLog(): Promise<Log> {
+    const name = batchName(nextBatch++, 'log');
+    log = { handle: await fs.open(path.join(dir('journal'), name), 'a', FILE_MODE), name, size: 0 };
+    return log;
+  }
+
+  /** Appends whole lines to the log in one write (more only if the kernel writes part of them). */
+  async function appendLines(lines: string): Promise<void> {
+    const current = log ?? (await openLog());
+    const bytes = Buffer.from(lines, 'utf8');
+    let written = 0;
+    try {
+      while (written < bytes.length) {
+        const { bytesWritten } = await current.handle.write(bytes, written, bytes.length - written);
+        if (bytesWritten <= 0) throw Object.assign(new Error('the queue log took no bytes'), { code: 'EIO' });
+        written += bytesWritten;
+      }
+      current.size += written;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // Nothing written and the handle still good (a full disk): the next batch tries it again.
+      if (written === 0 && !(code !== undefined && BROKEN_HANDLE.has(code))) throw error;
+      // A broken handle, or part of the batch in the file: its callers are told it failed, so
+      // cut it off again where possible (else a record they were refused could come back at a
+      // restart); either way this log ends here, a torn line at most its last, which load skips.
+      if (written > 0) await current.handle.truncate(current.size).catch(() => undefined);
+      if (log === current) await closeLog();
+      throw error;
+    }
   }
 
   async function removeBefore(number: number): Promise<void> {
@@ -218,7 +271,7 @@ export function createFileJobQueue({ directory, policies, concurrency, logger, s
       const batch = appending;
       appending = [];
       try {
-        await writeFile(batchName(nextBatch++, 'batch'), batch.map((a) => JSON.stringify(a.record)).join('\n') + '\n');
+        await appendLines(batch.map((a) => JSON.stringify(a.record)).join('\n') + '\n');
       } catch (error) {
         for (const entry of batch) entry.reject(error);
         continue;
@@ -249,16 +302,22 @@ export function createFileJobQueue({ directory, policies, concurrency, logger, s
   }
 
   /** Replays a journal file; returns how many records it held. */
-  async function replayFile(file: string): Promise<number> {
-    const lines = (await fs.readFile(file, 'utf8')).split('\n').filter(Boolean);
-    for (const line of lines) {
+  async function replayFile(file: string, appended: boolean): Promise<number> {
+    const lines = (await fs.readFile(file, 'utf8')).split('\n');
+    // A log's last line without its newline is an append a crash cut short, never acknowledged.
+    // (Batches and snapshots were renamed into place whole: damage there is logged below.)
+    const torn = lines.pop();
+    if (torn && appended) logger.debug({ file: path.basename(file), bytes: Buffer.byteLength(torn) }, 'torn last record of the queue log skipped');
+    else if (torn) lines.push(torn);
+    const records = lines.filter(Boolean);
+    for (const line of records) {
       try {
         replay(JSON.parse(line) as JournalRecord);
       } catch (error) {
         logger.error({ err: error, file: path.basename(file) }, 'unreadable record left in the queue journal');
       }
     }
-    return lines.length;
+    return records.length;
   }
 
   /** A queue directory from before the journal: its jobs and finished keys join the journal once. */
@@ -292,14 +351,15 @@ export function createFileJobQueue({ directory, policies, concurrency, logger, s
     const files = (await fs.readdir(dir('journal')))
       .map((name) => ({ name, match: BATCH.exec(name) }))
       .filter((f): f is { name: string; match: RegExpExecArray } => f.match !== null)
-      .map((f) => ({ name: f.name, number: Number(f.match[1]), snapshot: f.match[2] === 'snapshot' }))
+      .map((f) => ({ name: f.name, number: Number(f.match[1]), kind: f.match[2] }))
       .sort((a, b) => a.number - b.number);
-    const from = Math.max(0, ...files.filter((f) => f.snapshot).map((f) => f.number));
+    const from = Math.max(0, ...files.filter((f) => f.kind === 'snapshot').map((f) => f.number));
     for (const file of files) {
       nextBatch = Math.max(nextBatch, file.number + 1);
       if (file.number < from) continue; // left by a crash right after a snapshot
-      recordsSinceSnapshot += await replayFile(path.join(dir('journal'), file.name));
+      recordsSinceSnapshot += await replayFile(path.join(dir('journal'), file.name), file.kind === 'log');
     }
+    // This process appends to a log numbered after every file here (opened by its first batch).
     if (await importLegacy()) {
       await snapshot();
       await Promise.all(LEGACY_STATES.map((state) => fs.rm(dir(state), { recursive: true, force: true })));
@@ -445,7 +505,8 @@ export function createFileJobQueue({ directory, policies, concurrency, logger, s
       // A load still creating the queue's directories must not outlive stop().
       await ready?.catch(() => undefined);
       await Promise.all(running.values());
-      await writer;
+      while (writer) await writer;
+      await closeLog();
     },
     async idle(): Promise<void> {
       await loaded();
