@@ -72,8 +72,9 @@ export type UploadServerApp = Readonly<{
 /** Builds the HTTP application. No sockets, no timers started: main.ts (or a test) does that. */
 export function createApp(config: Config, deps: AppDeps): UploadServerApp {
   const { logger } = deps;
-  // One instance sees every change: its readers (HEAD, GET, status) answer from memory.
-  const storage = config.redis ? deps.storage : cacheUploadStates(deps.storage);
+  // One instance sees every change: its readers (HEAD, GET, status) answer from memory. A
+  // locker from outside (Redis) means other instances write the same uploads: no cache.
+  const storage = config.redis || deps.locker ? deps.storage : cacheUploadStates(deps.storage);
   const lifecycle = new ServerLifecycle();
   const metrics = createMetrics({ uploadsInProgress: () => lifecycle.activeUploads });
   deps.storage.observeRequests?.(metrics.s3Request);

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../config.js';
 import { createTestApp, type TestApp } from '../testing/create-test-app.js';
-import { backdateUpload, createUpload, OFFSET_STREAM, patchUpload, TUS, waitFor } from '../testing/http-test-helpers.js';
+import { advanceClock, createUpload, OFFSET_STREAM, patchUpload, TUS, waitFor } from '../testing/http-test-helpers.js';
 import { parseSamples, sampleValue, type Sample } from './prometheus-text.js';
 
 const HOUR = 3_600_000;
@@ -100,9 +100,9 @@ describe('GET /metrics', () => {
   });
 
   it('counts an expiry by the sweep', async () => {
-    const { path, id } = await createUpload(t.app, { 'Upload-Length': '10' });
+    const { path } = await createUpload(t.app, { 'Upload-Length': '10' });
     expect((await patchUpload(t.app, path, 0, 'abc')).status).toBe(204);
-    await backdateUpload(t.storageDir, id, 25 * HOUR);
+    advanceClock(25 * HOUR);
     const before = await scrape(t);
     expect(await t.sweeper.sweepOnce()).toBe(1);
     const change = delta(before, await scrape(t));

@@ -17,7 +17,7 @@ import type { S3StorageConfig } from '../config.js';
 import { bytesDeleted, DISCARDED_REASON } from './bytes-deleted.js';
 import { toHttpError } from './storage-errors.js';
 import { ARTIFACT_NAME, artifactContentType, type ArtifactStore, type ByteRange, type UploadStorage } from './types.js';
-import { isComplete, uploadStateOf } from '../uploads/upload-state.js';
+import { hideCompleteCreationDate, uploadStateOf } from '../uploads/upload-state.js';
 
 /**
  * Part files one upload request may have on local disk at once: the one being filled from
@@ -63,10 +63,6 @@ export function isS3NotFound(error: unknown): boolean {
   const { name, Code } = error as { name?: unknown; Code?: unknown };
   return (typeof name === 'string' && NOT_FOUND_CODES.has(name)) || (typeof Code === 'string' && NOT_FOUND_CODES.has(Code));
 }
-
-/** The core's rule, on a store's record. */
-/** The core's rule, on a store's record: complete uploads never expire. */
-const neverExpires = (upload: Upload) => isComplete(uploadStateOf(upload));
 
 type MetadataValue = Awaited<ReturnType<S3Store['getMetadata']>>;
 
@@ -262,9 +258,7 @@ export class PrefixedS3Store extends S3Store {
 
   /** For @tus/server: a finished upload without its creation date, so it never expires (no 410, no Upload-Expires). */
   override async getUpload(id: string): Promise<Upload> {
-    const upload = await this.storedUpload(id);
-    if (neverExpires(upload)) upload.creation_date = undefined;
-    return upload;
+    return hideCompleteCreationDate(await this.storedUpload(id));
   }
 
   /**

@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import type { Hono } from 'hono';
+import { onTestFinished, vi } from 'vitest';
 import type { AppEnv } from '../http/app-env.js';
 
 /** Test helpers shared by the *.test.ts files under server/src. Not used by the server. */
@@ -77,6 +78,20 @@ export function encodeMetadata(metadata: Record<string, string>): string {
 }
 
 /** Rewrites the creation date in an upload's `<id>.json` record, to make it look old. */
+/**
+ * Lets `ms` pass for everything in this process that reads the date (expiry, retention, token
+ * ages), until the test ends. An app under test keeps the uploads it wrote in memory (one
+ * instance sees every change), so an upload made older on disk behind its back would not age
+ * for it: time passes instead. Timers are untouched.
+ */
+export function advanceClock(ms: number): void {
+  // The faked date keeps moving with the real one (waits measured with Date.now() still end).
+  vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true });
+  vi.setSystemTime(Date.now() + ms);
+  onTestFinished(() => void vi.useRealTimers());
+}
+
+/** An upload's record on disk made `ageMs` old: for storage read without an app (which would not see it: advanceClock). */
 export async function backdateUpload(storageDir: string, id: string, ageMs: number): Promise<void> {
   const file = path.join(storageDir, `${id}.json`);
   const record = JSON.parse(await fs.readFile(file, 'utf8')) as { creation_date?: string };

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../testing/create-test-app.js';
 import {
-  backdateUpload,
+  advanceClock,
   createFinishedUpload,
   createUpload,
   encodeMetadata,
@@ -440,9 +440,9 @@ describe('Tus-Resumable', () => {
 
 describe('expiration', () => {
   it('an upload older than UPLOAD_EXPIRY answers 410 Gone to HEAD and PATCH', async () => {
-    const { path: uploadPath, id } = await createUpload(t.app, { 'Upload-Length': '10' });
+    const { path: uploadPath } = await createUpload(t.app, { 'Upload-Length': '10' });
     await patchUpload(t.app, uploadPath, 0, 'abc');
-    await backdateUpload(t.storageDir, id, 25 * HOUR);
+    advanceClock(25 * HOUR);
     const head = await headUpload(t.app, uploadPath);
     expect(head.status).toBe(410);
     expect(head.headers.get('cache-control')).toBe('no-store');
@@ -463,7 +463,7 @@ describe('expiration', () => {
   it('after the sweep the files are gone and HEAD, PATCH and GET answer 410 from the tombstone', async () => {
     const { path: uploadPath, id } = await createUpload(t.app, { 'Upload-Length': '10', 'Upload-Metadata': encodeMetadata({ filename: 'x.bin' }) });
     await patchUpload(t.app, uploadPath, 0, 'abc');
-    await backdateUpload(t.storageDir, id, 25 * HOUR);
+    advanceClock(25 * HOUR);
 
     expect(await t.sweeper.sweepOnce()).toBe(1);
     expect(await fileExists(path.join(t.storageDir, id))).toBe(false);
@@ -479,7 +479,7 @@ describe('expiration', () => {
 
   it('a finished upload older than the expiry is neither 410 nor swept', async () => {
     const { path: uploadPath, id } = await createFinishedUpload(t.app, 'finished!');
-    await backdateUpload(t.storageDir, id, 30 * 24 * HOUR);
+    advanceClock(30 * 24 * HOUR);
 
     const head = await headUpload(t.app, uploadPath);
     expect(head.status).toBe(200);
@@ -494,8 +494,8 @@ describe('expiration', () => {
   });
 
   it('a young unfinished upload survives the sweep', async () => {
-    const { path: uploadPath, id } = await createUpload(t.app, { 'Upload-Length': '10' });
-    await backdateUpload(t.storageDir, id, 23 * HOUR);
+    const { path: uploadPath } = await createUpload(t.app, { 'Upload-Length': '10' });
+    advanceClock(23 * HOUR);
     expect(await t.sweeper.sweepOnce()).toBe(0);
     expect((await headUpload(t.app, uploadPath)).status).toBe(200);
   });
@@ -503,7 +503,7 @@ describe('expiration', () => {
   it('UPLOAD_EXPIRY=0 keeps unfinished uploads forever', async () => {
     const forever = await newApp({ UPLOAD_EXPIRY: '0' });
     const { path: uploadPath, id } = await createUpload(forever.app, { 'Upload-Length': '10' });
-    await backdateUpload(forever.storageDir, id, 365 * 24 * HOUR);
+    advanceClock(365 * 24 * HOUR);
     expect((await headUpload(forever.app, uploadPath)).status).toBe(200);
     const patch = await patchUpload(forever.app, uploadPath, 0, 'abc');
     expect(patch.status).toBe(204);

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { Upload } from '@tus/utils';
+import { ERRORS, Upload } from '@tus/utils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../config.js';
 import { createStorage, type UploadStorage } from '../storage/index.js';
@@ -43,20 +43,63 @@ async function create(storage: UploadStorage, size: number): Promise<string> {
 describe('cacheUploadStates', () => {
   it('answers repeated reads from memory', async () => {
     const { storage, reads } = await countedStorage();
+    const id = await create(storage, 10);
     const cached = cacheUploadStates(storage);
-    const id = await create(cached, 10);
     for (let i = 0; i < 5; i += 1) expect((await cached.getUpload(id)).offset).toBe(0);
     expect(reads()).toBe(1);
   });
 
-  it('a write through the datastore drops the entry: the next read sees the new offset', async () => {
+  it('on file storage, a creation and a write leave what the store holds: nothing is read back', async () => {
     const { storage, reads } = await countedStorage();
     const cached = cacheUploadStates(storage);
     const id = await create(cached, 10);
-    expect((await cached.getUpload(id)).offset).toBe(0);
+    expect(await cached.getUpload(id)).toEqual(await storage.getUpload(id));
+    await cached.datastore.write(Readable.from([Buffer.from('hello')]), id, 0);
+    expect((await cached.getUpload(id)).offset).toBe(5);
+    expect(await cached.getUpload(id)).toEqual(await storage.getUpload(id));
+    // Only the two comparisons read the store.
+    expect(reads()).toBe(2);
+  });
+
+  it('a failed write drops the entry: the next read asks the store', async () => {
+    const { storage, reads } = await countedStorage();
+    const cached = cacheUploadStates(storage);
+    const id = await create(cached, 10);
+    const failing = new Readable({
+      read() {
+        this.push(Buffer.from('abc'));
+        this.destroy(new Error('client went away'));
+      },
+    });
+    await expect(cached.datastore.write(failing, id, 0)).rejects.toBeDefined();
+    await cached.getUpload(id);
+    expect(reads()).toBe(1);
+  });
+
+  it('on S3 a write drops the entry (the offset depends on the parts): the next read asks the store', async () => {
+    const { storage, reads } = await countedStorage();
+    const asS3 = new Proxy(storage, { get: (target, property) => (property === 'kind' ? 's3' : Reflect.get(target, property, target)) });
+    const cached = cacheUploadStates(asS3);
+    const id = await create(cached, 10);
+    await cached.getUpload(id);
     await cached.datastore.write(Readable.from([Buffer.from('hello')]), id, 0);
     expect((await cached.getUpload(id)).offset).toBe(5);
     expect(reads()).toBe(2);
+  });
+
+  it('@tus/server reads through the cache, a complete upload without its creation date, and cannot change the entry', async () => {
+    const { storage, reads } = await countedStorage();
+    const cached = cacheUploadStates(storage);
+    const id = await create(cached, 5);
+    await cached.datastore.write(Readable.from([Buffer.from('hello')]), id, 0);
+    const seen = await cached.datastore.getUpload(id);
+    expect(seen).toMatchObject({ id, offset: 5, size: 5, creation_date: undefined });
+    seen.offset = 0;
+    expect((await cached.getUpload(id)).creation_date).toEqual(expect.any(String));
+    expect((await cached.getUpload(id)).offset).toBe(5);
+    expect(reads()).toBe(0);
+    // What it misses comes from the store, with the store's own errors.
+    await expect(cached.datastore.getUpload('missing')).rejects.toBe(ERRORS.FILE_NOT_FOUND);
   });
 
   it('a read that overlapped a write is not kept', async () => {

@@ -1,5 +1,6 @@
-import type { DataStore, Upload } from '@tus/utils';
+import { Upload, type DataStore } from '@tus/utils';
 import type { UploadStorage } from '../storage/index.js';
+import { hideCompleteCreationDate } from './upload-state.js';
 
 export type StateCacheOptions = Readonly<{
   /** Uploads whose state is kept in memory at most (least recently read dropped first). @default 10_000 */
@@ -16,8 +17,15 @@ const WRITES = new Set<PropertyKey>(['create', 'write', 'remove', 'declareUpload
  * too, and the cache is not used).
  *
  * Every write through the store (PATCH, creation, termination, a declared length, expiry)
- * drops the entry before it starts and again when it ends, and a read that overlapped a
- * write is not kept: what is cached was read while nothing wrote.
+ * drops the entry before it starts, and a read that overlapped a write is not kept: what is
+ * cached was read while nothing wrote. When a write ends, the entry is dropped again, except
+ * on file storage, where a creation and a write say exactly what the store now holds (the
+ * record as created; the offset the data file grew to), so the entry becomes that: the
+ * request that created or wrote the upload, and the processing it queues, read nothing back.
+ * (On S3 an upload's offset depends on which bytes made a part; it is read back.)
+ *
+ * @tus/server reads through the cache too (as it reads the store: a complete upload without
+ * its creation date); what it misses is read from the store, with the store's own errors.
  */
 export function cacheUploadStates(storage: UploadStorage, { maxEntries = 10_000 }: StateCacheOptions = {}): UploadStorage {
   const states = new Map<string, Upload>();
@@ -34,15 +42,40 @@ export function cacheUploadStates(storage: UploadStorage, { maxEntries = 10_000 
     for (const reads of reading.values()) for (const read of reads) read.stale = true;
   }
 
-  /** Runs a write, dropping what is cached of `id` (of every upload, without an id) before and after. */
-  async function around<T>(id: unknown, write: () => Promise<T>): Promise<T> {
+  /**
+   * Runs a write, dropping what is cached of `id` (of every upload, without an id) before and
+   * after; `after`, when given, says what the store holds once the write succeeded instead.
+   */
+  async function around<T>(id: unknown, write: () => Promise<T>, after?: (result: T) => Upload | undefined): Promise<T> {
     const drop = typeof id === 'string' ? () => invalidate(id) : invalidateAll;
     drop();
+    let result: T;
     try {
-      return await write();
-    } finally {
+      result = await write();
+    } catch (error) {
       drop();
+      throw error;
     }
+    drop();
+    const known = after?.(result);
+    if (known && typeof id === 'string') keep(id, known);
+    return result;
+  }
+
+  function keep(id: string, upload: Upload): void {
+    if (states.size >= maxEntries) states.delete(states.keys().next().value as string);
+    states.set(id, upload);
+  }
+
+  /** A copy of a store's Upload, free of whatever its caller does to its own object. */
+  const copyOf = (upload: Upload, offset = upload.offset) =>
+    new Upload({ id: upload.id, size: upload.size, offset, metadata: upload.metadata && { ...upload.metadata }, creation_date: upload.creation_date, storage: upload.storage });
+
+  const writeThrough = storage.kind === 'file';
+  /** What the store holds after `create(upload)` or a write of `id` that ended at `offset`. */
+  const created = (upload: Upload) => (writeThrough ? copyOf(upload) : undefined);
+  function written(id: string, before: Upload | undefined, offset: unknown): Upload | undefined {
+    return writeThrough && before && typeof offset === 'number' ? copyOf(before, offset) : undefined;
   }
 
   async function getUpload(id: string): Promise<Upload> {
@@ -59,10 +92,7 @@ export function cacheUploadStates(storage: UploadStorage, { maxEntries = 10_000 
     set.add(read);
     try {
       const upload = await storage.getUpload(id);
-      if (!read.stale) {
-        if (states.size >= maxEntries) states.delete(states.keys().next().value as string);
-        states.set(id, upload);
-      }
+      if (!read.stale) keep(id, upload);
       return upload;
     } finally {
       set.delete(read);
@@ -76,12 +106,23 @@ export function cacheUploadStates(storage: UploadStorage, { maxEntries = 10_000 
       const value: unknown = Reflect.get(target, property, target);
       if (typeof value !== 'function') return value;
       const method = value as (...args: unknown[]) => unknown;
-      // The id is the first argument of create (an Upload), write (stream, id, offset) and the others.
-      if (WRITES.has(property)) {
-        return (...args: unknown[]) => {
-          const id = property === 'create' ? (args[0] as Upload).id : property === 'write' ? args[1] : property === 'deleteExpired' ? undefined : args[0];
-          return around(id, async () => method.apply(target, args));
+      if (property === 'getUpload') {
+        return async (id: string) => {
+          const cached = states.get(id);
+          return cached ? hideCompleteCreationDate(copyOf(cached)) : method.call(target, id);
         };
+      }
+      // The id is the first argument of create (an Upload), write (stream, id, offset) and the others.
+      if (property === 'create') return (upload: Upload) => around(upload.id, async () => method.call(target, upload), (stored) => created(stored as Upload));
+      if (property === 'write') {
+        return (...args: unknown[]) => {
+          const id = args[1] as string;
+          const before = states.get(id);
+          return around(id, async () => method.apply(target, args), (offset) => written(id, before, offset));
+        };
+      }
+      if (WRITES.has(property)) {
+        return (...args: unknown[]) => around(property === 'deleteExpired' ? undefined : args[0], async () => method.apply(target, args));
       }
       return method.bind(target);
     },

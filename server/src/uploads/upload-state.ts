@@ -51,6 +51,18 @@ export function isComplete(upload: Pick<UploadState, 'length' | 'offset' | 'conc
 }
 
 /**
+ * The upload as @tus/server is given it: a complete upload without its creation date. The
+ * spec's Upload-Expires is about *unfinished* uploads, but @tus/server compares every
+ * upload's creation date with the expiry and would answer 410 for a finished video a day
+ * later. The stores' own readers (hooks, processing, downloads) keep the date. Mutates and
+ * returns `upload`: callers pass a copy they own.
+ */
+export function hideCompleteCreationDate<T extends Upload>(upload: T): T {
+  if (isComplete(uploadStateOf(upload))) upload.creation_date = undefined;
+  return upload;
+}
+
+/**
  * When an upload expires (tus expiration extension: "the Server MAY remove unfinished
  * uploads once they expire"); undefined when it never does: complete uploads, expiry
  * switched off (0), or a creation date the store does not know. A partial upload of a
