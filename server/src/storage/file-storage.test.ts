@@ -48,6 +48,31 @@ describe('createFileStorage', () => {
 });
 
 describe('getUpload', () => {
+  it('creates an upload without making its directory again, and again if it vanished', async () => {
+    await createWith('a', 3, 'abc');
+    await fs.rm(dir, { recursive: true, force: true });
+    await createWith('b', 3, 'xyz');
+    expect((await storage.getUpload('b')).offset).toBe(3);
+  });
+
+  it('marks an upload settled with a link to its record (no file of its own), never a removed one, and drops the mark with it', async () => {
+    await createWith('a', 3, 'abc');
+    await storage.markSettled('a');
+    await storage.markSettled('a'); // idempotent
+    const [marker, record] = await Promise.all([fs.stat(path.join(dir, '.settled', 'a')), fs.stat(path.join(dir, 'a.json'))]);
+    expect(marker.ino).toBe(record.ino);
+    expect(await storage.isSettled('a')).toBe(true);
+    await storage.datastore.remove('a');
+    expect(await storage.isSettled('a')).toBe(false);
+    await storage.markSettled('a');
+    expect(await storage.isSettled('a')).toBe(false);
+    // The markers' directory gone (made at startup): made again.
+    await createWith('b', 3, 'abc');
+    await fs.rm(path.join(dir, '.settled'), { recursive: true });
+    await storage.markSettled('b');
+    expect(await storage.isSettled('b')).toBe(true);
+  });
+
   it('reports offset from the bytes on disk, size and metadata', async () => {
     await createWith('u1', 10, 'abc');
     const upload = await storage.getUpload('u1');

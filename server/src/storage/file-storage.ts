@@ -10,7 +10,7 @@ import { AtomicFileKvStore } from './atomic-file-kv-store.js';
 import { bytesDeleted, DISCARDED_REASON } from './bytes-deleted.js';
 import { isStorageFull, toHttpError } from './storage-errors.js';
 import { ARTIFACT_NAME, type ArtifactStore, type ByteRange, type UploadStorage } from './types.js';
-import { isComplete, uploadStateOf } from '../uploads/upload-state.js';
+import { hideCompleteCreationDate } from '../uploads/upload-state.js';
 
 /** Ids of expired uploads live here as empty files so we can keep answering 410 Gone. */
 const TOMBSTONE_DIR = '.expired';
@@ -19,17 +19,13 @@ const SETTLED_DIR = '.settled';
 /** Files made from an upload (its poster), one directory per upload id. */
 const ARTIFACT_DIR = '.artifacts';
 
-/** The core's rule, on a store's record. */
-/** The core's rule, on a store's record: complete uploads never expire. */
-const neverExpires = (upload: Upload) => isComplete(uploadStateOf(upload));
-
 /**
  * @tus/file-store with the corrections we need:
- * - a finished upload never expires. The spec's Upload-Expires is about *unfinished*
- *   uploads, but @tus/server compares every upload's creation date with the expiry and
- *   would answer 410 for a finished video a day later. `getUpload`, which only @tus/server
- *   calls, hides the creation date of a finished upload so that check cannot fire;
- *   `storedUpload` (the rest of the server: hooks, processing, downloads) keeps it.
+ * - a finished upload never expires: `getUpload`, which only @tus/server calls, hides its
+ *   creation date (hideCompleteCreationDate); `storedUpload` (the rest of the server:
+ *   hooks, processing, downloads) keeps it.
+ * - creating an upload does not make the directory again (upstream's mkdir on every POST):
+ *   it was made at startup, and is made again only if it vanished.
  * - "If a Client does attempt to resume an upload which has since been removed by the
  *   Server, the Server SHOULD respond with the 404 Not Found or 410 Gone status. The
  *   latter one SHOULD be used if the Server is keeping track of expired uploads."
@@ -62,19 +58,38 @@ class TrackedFileStore extends FileStore {
   override async write(readable: Readable, id: string, offset: number): Promise<number> {
     const file = path.join(this.root, id);
     if (!isPathInsideDirectory(this.root, file)) throw ERRORS.FILE_NOT_FOUND;
-    let written = 0;
-    const count = async function* (source: AsyncIterable<Buffer>) {
-      for await (const chunk of source) {
-        written += chunk.length;
-        yield chunk;
-      }
-    };
+    // The file stream counts what reached the file: no counting stage per chunk in between.
+    const destination = fs.createWriteStream(file, { flags: 'r+', start: offset });
     try {
-      await pipeline(readable, count, fs.createWriteStream(file, { flags: 'r+', start: offset }));
+      await pipeline(readable, destination);
     } catch (error) {
       throw isStorageFull(error) ? error : ERRORS.FILE_WRITE_ERROR;
     }
-    return offset + written;
+    return offset + destination.bytesWritten;
+  }
+
+  /**
+   * The settled marker is a hard link to the upload's record, not a file of its own: on a busy
+   * ext4 a new file costs most in the kernel's search for a free inode, and processing a small
+   * upload already makes several. (The record replaced later keeps the old inode alive, a few
+   * hundred bytes, until the marker goes with the upload.) Where hard links are refused, it is an
+   * empty file. No record, no marker: the upload is gone, and a marker would outlive it.
+   */
+  async markSettled(id: string): Promise<void> {
+    const marker = this.settledPath(id);
+    const record = path.join(this.root, `${id}.json`);
+    try {
+      await fsp.link(record, marker);
+    } catch (error) {
+      const { code } = error as NodeJS.ErrnoException;
+      if (code === 'EEXIST') return;
+      if (code === 'ENOENT') {
+        if (!(await exists(record))) return;
+        // The markers' directory vanished (made at startup): make it again.
+        await fsp.mkdir(path.dirname(marker), { recursive: true });
+      }
+      await fsp.writeFile(marker, '');
+    }
   }
 
   artifactsPath(id: string): string {
@@ -108,11 +123,30 @@ class TrackedFileStore extends FileStore {
     }
   }
 
+  /**
+   * Upstream's create without its mkdir per upload (a round trip to the disk threads on every
+   * POST): upload ids hold no slash, so every data file lives in the root made at startup.
+   */
+  override async create(upload: Upload): Promise<Upload> {
+    const file = path.join(this.root, upload.id);
+    // Anything but a plain name (a slash, "..") goes through upstream and its checks.
+    if (path.basename(file) !== upload.id) return super.create(upload);
+    try {
+      await fsp.writeFile(file, '');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      // The directory vanished (deleted under a running server): make it again, as upstream would.
+      await fsp.mkdir(this.root, { recursive: true });
+      await fsp.writeFile(file, '');
+    }
+    await this.configstore.set(upload.id, upload);
+    upload.storage = { type: 'file', path: file };
+    return upload;
+  }
+
   /** For @tus/server: a finished upload without its creation date, so it never expires. */
   override async getUpload(id: string): Promise<Upload> {
-    const upload = await this.storedUpload(id);
-    if (neverExpires(upload)) upload.creation_date = undefined;
-    return upload;
+    return hideCompleteCreationDate(await this.storedUpload(id));
   }
 }
 
@@ -192,9 +226,7 @@ export async function createFileStorage(options: { directory: string; uploadExpi
     // the unfinished plus the few finished ones still being processed.
     listUnfinished: listUnsettled,
 
-    async markSettled(id: string): Promise<void> {
-      await fsp.writeFile(store.settledPath(id), '');
-    },
+    markSettled: (id) => store.markSettled(id),
 
     isSettled: (id) => exists(store.settledPath(id)),
 
