@@ -2,7 +2,9 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { RecordObjects } from '../storage/index.js';
 import { createFileStatusStore } from './file-status-store.js';
+import { createRecordStatusStore } from './record-status-store.js';
 import { statusRecord as record, statusStoreContract } from './status-store.contract.js';
 
 statusStoreContract('file', async () => {
@@ -52,5 +54,52 @@ describe('file status store', () => {
     await reader;
     expect(reads).toBeGreaterThan(0);
     expect(await fs.readdir(path.join(directory, '.tmp'))).toEqual([]);
+  });
+});
+
+describe('record status store memory', () => {
+  /** Documents in memory, reads counted; a read can be held (answering what was there when it began). */
+  function objects() {
+    const docs = new Map<string, string>();
+    let reads = 0;
+    let hold: Promise<void> | undefined;
+    const store: RecordObjects = {
+      async read(id) {
+        reads += 1;
+        const text = docs.get(id);
+        const held = hold;
+        hold = undefined;
+        await held;
+        return text;
+      },
+      write: async (id, text) => void docs.set(id, text),
+      remove: async (id) => void docs.delete(id),
+    };
+    return { store, reads: () => reads, holdNextRead: (until: Promise<void>) => (hold = until) };
+  }
+
+  it('knows an id has no record once read: asking again, and the update that writes it, read nothing', async () => {
+    const docs = objects();
+    const store = createRecordStatusStore(docs.store);
+    expect(await store.get('a')).toBeUndefined();
+    expect(await store.get('a')).toBeUndefined();
+    await store.update('a', (current) => current ?? record('a'));
+    expect(await store.get('a')).toEqual(record('a'));
+    await store.delete('a');
+    expect(await store.get('a')).toBeUndefined();
+    expect(docs.reads()).toBe(1);
+  });
+
+  it('does not keep what a read found when an update of the id ran meanwhile', async () => {
+    const docs = objects();
+    const store = createRecordStatusStore(docs.store);
+    let release!: () => void;
+    docs.holdNextRead(new Promise<void>((resolve) => (release = resolve)));
+    // Begins while there is no record, and answers after the update wrote one.
+    const slowRead = store.get('a');
+    await store.update('a', () => record('a'));
+    release();
+    expect(await slowRead).toBeUndefined();
+    expect(await store.get('a')).toEqual(record('a'));
   });
 });

@@ -54,6 +54,8 @@ class UploadTerminated extends Error {
   }
 }
 const now = () => new Date().toISOString();
+/** Writes one change of an upload's status record (see processUpload's `write`). */
+type RecordWriter = (change: (current: StatusRecord) => StatusRecord) => Promise<StatusRecord>;
 
 /**
  * Post-upload processing, durable and idempotent per upload id:
@@ -87,6 +89,25 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
   }
 
   /**
+   * The first status write of a run that found no record: `fresh` changed by `change`. A DELETE
+   * may have removed the upload (and deleted its record, none yet) since the run read it, so
+   * the upload is looked up *after* the write: gone, the record goes again and the run stops.
+   * Either the DELETE's removal came before that look-up, or its own deletion of the record
+   * (which follows the removal) comes after this write; the record never outlives the upload.
+   */
+  async function createRecord(id: string, fresh: StatusRecord, change: (current: StatusRecord) => StatusRecord): Promise<StatusRecord> {
+    const record = await statuses.update(id, (current) => change(current ?? fresh));
+    try {
+      await storage.getUpload(id);
+    } catch (error) {
+      if (!(error instanceof HttpError && (error.code === 'ERR_UPLOAD_NOT_FOUND' || error.code === 'ERR_UPLOAD_GONE'))) throw error;
+      await statuses.delete(id);
+      throw new UploadTerminated(id);
+    }
+    return record;
+  }
+
+  /**
    * An end state: recorded, announced (post-process), then marked settled beside the upload,
    * in that order. A crash before the marker leaves the upload to the reconcile, which finds
    * the record settled and finishes the announcement (the queue's key makes it once per
@@ -98,7 +119,12 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
     upload: HookUpload,
     state: Exclude<ProcessingState, 'processing'>,
     error: string | null,
-    { mustExist = false, stored = true, processors: unrecorded = {} }: { mustExist?: boolean; stored?: boolean; processors?: Readonly<Record<string, ProcessorRecord>> } = {},
+    {
+      mustExist = false,
+      stored = true,
+      processors: unrecorded = {},
+      write,
+    }: { mustExist?: boolean; stored?: boolean; processors?: Readonly<Record<string, ProcessorRecord>>; write?: RecordWriter } = {},
   ): Promise<StatusRecord> {
     const change = (current: StatusRecord | undefined): StatusRecord => ({
       id,
@@ -108,7 +134,7 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
       error,
       updatedAt: now(),
     });
-    const record = await (mustExist ? updateExisting(id, change) : statuses.update(id, change));
+    const record = await (write ? write(change) : mustExist ? updateExisting(id, change) : statuses.update(id, change));
     const results = Object.fromEntries(Object.entries(record.processors).map(([name, p]) => [name, p.ok ? p.result : { error: p.error }]));
     await hooks.notify('post-process', { type: 'post-process', upload, request: null, processing: { state, results, error } }, `post-process:${id}`);
     if (stored) await storage.markSettled(id);
@@ -217,23 +243,37 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
     // The finish path queues post-finish; make sure of it here too, for uploads found by the sweep.
     await hooks.notify('post-finish', { type: 'post-finish', upload: info, request: null }, `post-finish:${id}`);
 
-    let status = await statuses.get(id);
-    if (status && status.state !== 'processing') {
+    const found = await statuses.get(id);
+    if (found && found.state !== 'processing') {
       // Already settled (say by a pre-finish rejection, or before a crash): only make sure it was announced.
-      await settle(id, info, status.state, status.error);
+      await settle(id, info, found.state, found.error);
       return;
     }
-    // The owner travels with the record: a rejected upload's status stays its owner's after DELETE_REJECTED removed the bytes.
-    status = await statuses.update(id, (current) => ({ id, processors: {}, error: null, ...current, ...(state.owner ? { owner: state.owner } : {}), state: 'processing', updatedAt: now() }));
     // A step rejected the upload before a restart: finish the rejection, never run on to done.
-    if (status.error) return reject(id, info, status.error);
+    if (found?.error) return reject(id, info, found.error);
+    // The owner travels with the record: a rejected upload's status stays its owner's after DELETE_REJECTED removed the bytes.
+    const owner = state.owner ? { owner: state.owner } : {};
+    let status: StatusRecord = { id, processors: {}, error: null, ...found, ...owner, state: 'processing', updatedAt: now() };
+    /**
+     * The run's record is written before the first step that is not quick, with a result that
+     * must be kept (a rejection), or with the end state, whichever comes first: a small upload
+     * is processed in one status write. A run that found a record (resumed after a restart)
+     * updates it.
+     */
+    let exists = found !== undefined;
+    const write: RecordWriter = async (change) => {
+      if (exists) return updateExisting(id, change);
+      const record = await createRecord(id, status, change);
+      exists = true;
+      return record;
+    };
 
     const size = upload.size as number;
     const metadata = info.metadata;
     /**
      * Results of quick steps (not wanted, or answered at once: see Processor.quick) are written
-     * with the next write or the end state, not one write each: a small upload is processed in
-     * two writes, not seven, and after a crash they are recomputed for nothing. Before any
+     * with the next write or the end state, not one write each (seven for a small upload, once),
+     * and after a crash they are recomputed for nothing. Before any
      * other step runs they are written (the status shows them while it runs, a kill keeps
      * them), and so is its own result: a restart resumes after real work.
      */
@@ -241,7 +281,7 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
     const record = (change: (current: StatusRecord) => StatusRecord) => {
       const merged = unrecorded;
       unrecorded = {};
-      return updateExisting(id, (current) => change({ ...current, processors: { ...current.processors, ...merged } }));
+      return write((current) => change({ ...current, processors: { ...current.processors, ...merged } }));
     };
     for (const processor of processors) {
       const done = status.processors[processor.name];
@@ -253,7 +293,7 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
       }
       const digest = checked.digest ?? streamed;
       const quick = processor.quick?.({ size, metadata, previous, streamed: digest }) ?? false;
-      if (!quick && Object.keys(unrecorded).length > 0) status = await record((current) => ({ ...current, updatedAt: now() }));
+      if (!quick && (!exists || Object.keys(unrecorded).length > 0)) status = await record((current) => ({ ...current, updatedAt: now() }));
       let outcome;
       try {
         outcome = await processor.run({ id, size, metadata, read: (range) => storage.read(id, range), streamed: digest, previous });
@@ -285,7 +325,7 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
         return reject(id, info, rejection);
       }
     }
-    await settle(id, info, 'done', null, { mustExist: true, processors: unrecorded });
+    await settle(id, info, 'done', null, { write, processors: unrecorded });
     metrics?.processingEnded('done');
     logger.info({ uploadId: id, size }, 'upload processed');
     if (deleteAfterProcessing) await scheduleCleanup(id);

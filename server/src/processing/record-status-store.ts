@@ -18,23 +18,41 @@ export function createRecordStatusStore(objects: RecordObjects): StatusStore {
   events.setMaxListeners(0);
   const sequence = createKeyedSequence();
   /**
-   * Records this process wrote last, most recent last: processing updates a record once per
-   * step, and each update would otherwise read back what the previous one just wrote.
+   * Records this process wrote or read last, most recent last, and ids it knows have none
+   * (null): processing updates a record once per step, and each update would otherwise read
+   * back what the previous one just wrote; a new upload's processing asks for its record
+   * (there is none) before it writes it. Every write and delete passes through here.
    */
-  const written = new Map<string, StatusRecord>();
+  const recent = new Map<string, StatusRecord | null>();
 
-  function remember(id: string, record: StatusRecord | undefined): void {
-    written.delete(id);
-    if (!record) return;
-    if (written.size >= RECENT_RECORDS) written.delete(written.keys().next().value as string);
-    written.set(id, record);
+  function remember(id: string, record: StatusRecord | null): void {
+    recent.delete(id);
+    if (recent.size >= RECENT_RECORDS) recent.delete(recent.keys().next().value as string);
+    recent.set(id, record);
+  }
+
+  /** Reads in flight per id; a write or delete of the id marks them stale, so their answer is not kept. */
+  const reading = new Map<string, Set<{ stale: boolean }>>();
+  function changing(id: string): void {
+    for (const read of reading.get(id) ?? []) read.stale = true;
   }
 
   async function get(id: string): Promise<StatusRecord | undefined> {
-    const recent = written.get(id);
-    if (recent) return recent;
-    const text = await objects.read(id);
-    return text === undefined ? undefined : (JSON.parse(text) as StatusRecord);
+    const known = recent.get(id);
+    if (known !== undefined) return known ?? undefined;
+    const read = { stale: false };
+    let reads = reading.get(id);
+    if (!reads) reading.set(id, (reads = new Set()));
+    reads.add(read);
+    try {
+      const text = await objects.read(id);
+      const record = text === undefined ? null : (JSON.parse(text) as StatusRecord);
+      if (!read.stale) remember(id, record);
+      return record ?? undefined;
+    } finally {
+      reads.delete(read);
+      if (reads.size === 0) reading.delete(id);
+    }
   }
 
   /** Runs `step` after every earlier update or delete of `id` in this process. */
@@ -43,7 +61,9 @@ export function createRecordStatusStore(objects: RecordObjects): StatusStore {
   function update(id: string, change: (current: StatusRecord | undefined) => StatusRecord): Promise<StatusRecord> {
     return serialized(id, async () => {
       const record = change(await get(id));
+      changing(id);
       await objects.write(id, JSON.stringify(record));
+      changing(id);
       remember(id, record);
       events.emit(id, record);
       return record;
@@ -56,8 +76,11 @@ export function createRecordStatusStore(objects: RecordObjects): StatusStore {
     // In the same chain as updates: an update in flight cannot write a deleted record back.
     delete: (id: string) =>
       serialized(id, async () => {
-        remember(id, undefined);
+        recent.delete(id);
+        changing(id);
         await objects.remove(id);
+        changing(id);
+        remember(id, null);
       }),
     subscribe(id: string, listener: StatusListener): () => void {
       events.on(id, listener);
