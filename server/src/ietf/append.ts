@@ -58,7 +58,7 @@ export async function appendUpload(deps: IetfDeps, request: IetfRequest, id: str
         await storage.datastore.declareUploadLength(id, declaredLength);
         upload = uploadStateOf(await storage.getUpload(id));
       }
-      const digest = opened ? core.digests.tap(id, offset) : undefined;
+      const digest = opened ? core.digests.tap(id, offset, upload.length ?? contentLength) : undefined;
       return appendBytes(deps, { upload, complete, contentLength, body: opened?.body, request: request.hook, digest, creation: false });
     });
   } catch (error) {

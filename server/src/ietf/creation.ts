@@ -76,7 +76,7 @@ export async function createUpload(deps: IetfDeps, request: IetfRequest): Promis
   let answer: HttpError | undefined;
   if (hasContent(raw, contentLength) || length === 0) {
     const opened = hasContent(raw, contentLength) ? openBody(deps, request, id) : undefined;
-    const digest = opened ? core.digests.tap(undefined, 0) : undefined;
+    const digest = opened ? core.digests.tap(undefined, 0, length ?? contentLength) : undefined;
     try {
       const outcome = await withAppendLock(deps, request, id, opened?.body, () =>
         appendBytes(deps, { upload: stored, complete, contentLength, body: opened?.body, request: request.hook, digest, creation: true }),

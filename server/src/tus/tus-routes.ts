@@ -159,7 +159,11 @@ export function tusRoutes({ config, tus, core, storage, lifecycle, authenticate 
       : undefined;
     if (verified instanceof HttpError) return fail(verified);
     // A creation's bytes start at 0; a PATCH's where it says (the guard checked the header).
-    const digest = carriesBytes ? core.digests.tap(target.kind === 'upload' ? target.id : undefined, method === 'POST' ? 0 : Number(raw.headers.get('upload-offset'))) : undefined;
+    // How long the upload will be: a creation says (Upload-Length); a PATCH, at least what it carries.
+    const expected = Number(raw.headers.get(method === 'POST' && raw.headers.has('upload-length') ? 'upload-length' : 'content-length') ?? Number.NaN);
+    const digest = carriesBytes
+      ? core.digests.tap(target.kind === 'upload' ? target.id : undefined, method === 'POST' ? 0 : Number(raw.headers.get('upload-offset')), Number.isFinite(expected) ? expected : undefined)
+      : undefined;
     const observe = digest && ((chunk: Buffer) => digest.observe(chunk));
     const body = carriesBytes ? (verified?.open(observe) ?? new UploadBody(bodySource(c), config.server.idleTimeoutMs, observe, config.server.minUploadRate)) : undefined;
     const untrack = body ? lifecycle.track(body, target.kind === 'upload' ? target.id : undefined) : undefined;

@@ -11,6 +11,14 @@ function feed(tap: DigestTap, data: Buffer, piece = 1000): void {
 }
 
 describe('streaming digest', () => {
+  it('an upload known to be longer than maxBytes gets no tap at all (its first bytes would be hashed for nothing)', () => {
+    const digests = createStreamingDigests({ maxBytes: 2_500 });
+    expect(digests.tap(undefined, 0, 2_501)).toBeUndefined();
+    expect(digests.tap('u', 0, 10_000)).toBeUndefined();
+    expect(digests.tap('v', 0, 2_500)).toBeDefined();
+    expect(digests.tap('w', 0)).toBeDefined();
+  });
+
   it('a body from offset 0 that was stored whole gives the sha256 and the first bytes', () => {
     const digests = createStreamingDigests();
     const data = bytes(10_000);

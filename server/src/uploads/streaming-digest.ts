@@ -71,13 +71,16 @@ export function createStreamingDigests({ maxEntries = 1000, idleMs = 5 * 60_000,
    * A tap for a request whose body starts at `offset` of upload `id` (undefined for a
    * creation, which always starts at 0). Undefined when the bytes before `offset` were not
    * hashed here. The running state is taken out of the map: a second request racing for
-   * the same offset gets none (at most one of them can be stored anyway).
+   * the same offset gets none (at most one of them can be stored anyway). An upload known to
+   * be longer than `maxBytes` (`expectedLength`: its length, or what this request carries)
+   * gets none either: hashing its first `maxBytes` would be for nothing.
    */
-  function tap(id: string | undefined, offset: number): DigestTap | undefined {
+  function tap(id: string | undefined, offset: number, expectedLength?: number): DigestTap | undefined {
     evict();
     let running: Running | undefined;
     if (offset === 0) {
       if (id !== undefined) waiting.delete(id);
+      if (expectedLength !== undefined && expectedLength > maxBytes) return undefined;
       running = { hash: createHash('sha256'), bytes: 0, head: undefined, headLength: 0, touched: now() };
     } else if (id !== undefined) {
       const found = waiting.get(id);
