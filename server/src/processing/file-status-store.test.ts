@@ -90,6 +90,17 @@ describe('record status store memory', () => {
     expect(docs.reads()).toBe(1);
   });
 
+  it('told an upload was just created, answers that it has no record without a read; never forgets a record it knows', async () => {
+    const docs = objects();
+    const store = createRecordStatusStore(docs.store);
+    store.noRecordFor?.('new');
+    expect(await store.get('new')).toBeUndefined();
+    expect(docs.reads()).toBe(0);
+    await store.update('known', () => record('known'));
+    store.noRecordFor?.('known');
+    expect(await store.get('known')).toEqual(record('known'));
+  });
+
   it('does not keep what a read found when an update of the id ran meanwhile', async () => {
     const docs = objects();
     const store = createRecordStatusStore(docs.store);

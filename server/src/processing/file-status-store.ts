@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { writeFileAtomically } from '../shared/write-file-atomically.js';
 import type { RecordObjects } from '../storage/index.js';
 import { createRecordStatusStore } from './record-status-store.js';
 import type { StatusStore } from './status-store.js';
@@ -26,9 +26,7 @@ export function fileRecords(directory: string): RecordObjects {
     },
     async write(id: string, text: string): Promise<void> {
       await ensureDir();
-      const temp = path.join(directory, '.tmp', `${id}.${randomBytes(6).toString('hex')}`);
-      await fs.writeFile(temp, text);
-      await fs.rename(temp, file(id));
+      await writeFileAtomically(file(id), text, path.join(directory, '.tmp'));
     },
     remove: (id: string) => fs.rm(file(id), { force: true }),
   };

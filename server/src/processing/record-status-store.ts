@@ -86,6 +86,9 @@ export function createRecordStatusStore(objects: RecordObjects): StatusStore {
       events.on(id, listener);
       return () => events.off(id, listener);
     },
+    noRecordFor(id: string): void {
+      if (!recent.has(id) && !reading.has(id)) remember(id, null);
+    },
   };
 }
 

@@ -38,4 +38,9 @@ export interface StatusStore {
   delete(id: string): Promise<void>;
   /** Called after each update of `id` in this process (server-sent events). */
   subscribe(id: string, listener: StatusListener): () => void;
+  /**
+   * An upload was just created under a new id: it has no record, and a store that remembers
+   * may answer so without a read (its processing asks before writing one).
+   */
+  noRecordFor?(id: string): void;
 }

@@ -134,6 +134,8 @@ export function createUploadCore({ config, storage, locker, hooks, processing, s
   /** post-create, queued durably (the front-end flushes it before the client hears of the upload). */
   function created(upload: UploadState, request: HookRequest): void {
     metrics?.uploadsCreated.inc();
+    // A new random id has no status record. (A final upload's id is derived from its parts: it may have one.)
+    if (upload.concat.kind !== 'final') statuses.noRecordFor?.(upload.id);
     notify('post-create', upload, request, `post-create:${upload.id}`);
   }
 
