@@ -74,13 +74,18 @@ export async function readStatusFile(storageDir: string, id: string): Promise<St
 export async function processingJobState(storageDir: string, id: string): Promise<'pending' | 'done' | 'dead' | undefined> {
   const key = `process:${id}`;
   const dir = path.join(storageDir, '.queue', 'journal');
-  const names = (await fs.readdir(dir).catch(() => [] as string[])).filter((name) => /^\d{12}\.(batch|snapshot)\.jsonl$/.test(name)).sort();
+  const names = (await fs.readdir(dir).catch(() => [] as string[])).filter((name) => /^\d{12}\.(batch|snapshot|log)\.jsonl$/.test(name)).sort();
   const latestSnapshot = names.filter((name) => name.includes('.snapshot.')).at(-1);
   let state: 'pending' | 'done' | 'dead' | undefined;
   for (const name of latestSnapshot ? names.slice(names.indexOf(latestSnapshot)) : names) {
     const text = await fs.readFile(path.join(dir, name), 'utf8').catch(() => '');
     for (const line of text.split('\n').filter(Boolean)) {
-      const record = JSON.parse(line) as { t: string; key?: string; job?: { key: string } };
+      let record: { t: string; key?: string; job?: { key: string } };
+      try {
+        record = JSON.parse(line) as typeof record;
+      } catch {
+        continue; // a log's torn last line (a killed server): the queue skips it too
+      }
       if (record.t === 'job' && record.job?.key === key && state === undefined) state = 'pending';
       else if ((record.t === 'done' || record.t === 'dead') && record.key === key) state = record.t;
     }

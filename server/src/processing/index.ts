@@ -69,9 +69,10 @@ export function defaultProcessors(config: Config, storage: UploadStorage): Proce
   const skipped = new Set(unavailableProcessors(config).map(({ name }) => name));
   const builtins: Record<BuiltinProcessor, () => Processor> = {
     size: () =>
+      // The bytes on disk (or in the bucket), not what this process remembers writing.
       verifySize(async (id) => {
-        const upload = await storage.getUpload(id);
-        return { offset: upload.offset, size: upload.size };
+        const [upload, stored] = await Promise.all([storage.getUpload(id), storage.storedBytes(id)]);
+        return { offset: stored, size: upload.size };
       }),
     sha256: () => sha256,
     type: () => detectType(config.validation.allowedTypes),

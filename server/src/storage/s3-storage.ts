@@ -733,6 +733,7 @@ export async function createS3Storage(options: S3StorageOptions): Promise<Upload
     datastore: store,
     observeRequests,
     getUpload: (id) => store.storedUpload(id).catch(toHttpError),
+    storedBytes: async (id) => (await store.storedUpload(id).catch(toHttpError)).offset,
 
     async read(id: string, range?: ByteRange): Promise<Readable> {
       await store.storedUpload(id).catch(toHttpError);

@@ -70,6 +70,17 @@ export function storageContract(kind: string, make: () => Promise<StorageHarness
       expect(upload.creation_date).toBeTruthy();
     });
 
+    it('storedBytes: what the store holds, after each write; unknown ids are not found', async () => {
+      const id = newId();
+      await create(id, 3 * 1024);
+      expect(await storage.storedBytes(id)).toBe(0);
+      await write(id, Buffer.alloc(1024, 1), 0);
+      expect(await storage.storedBytes(id)).toBe(1024);
+      await write(id, Buffer.alloc(2048, 2), 1024);
+      expect(await storage.storedBytes(id)).toBe(3 * 1024);
+      await expect(storage.storedBytes(newId())).rejects.toMatchObject({ code: 'ERR_UPLOAD_NOT_FOUND' });
+    });
+
     it('unknown ids are not found (404, not 410)', async () => {
       const id = newId();
       await expect(storage.getUpload(id)).rejects.toMatchObject({ code: 'ERR_UPLOAD_NOT_FOUND' });

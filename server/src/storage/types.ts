@@ -15,6 +15,12 @@ export interface UploadStorage {
   readonly datastore: DataStore;
   /** The upload's current state; throws HttpError ERR_UPLOAD_NOT_FOUND or ERR_UPLOAD_GONE. */
   getUpload(id: string): Promise<Upload>;
+  /**
+   * How many bytes the store holds for the upload now, asked of the store itself (a cache of
+   * upload states answers getUpload from what this process wrote; processing verifies the
+   * bytes are still there). Throws like getUpload.
+   */
+  storedBytes(id: string): Promise<number>;
   /** Streams stored bytes of an upload, the whole of it or one range; throws like getUpload. */
   read(id: string, range?: ByteRange): Promise<Readable>;
   /** Ids of every upload in storage, finished or not (tests and tools; the sweeps use the listings below). */
