@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { createKeyedSequence } from '../shared/keyed-sequence.js';
+import { trackOverlappingReads } from '../shared/overlapping-reads.js';
 import type { RecordObjects } from '../storage/index.js';
 import type { StatusListener, StatusRecord, StatusStore } from './status-store.js';
 
@@ -31,28 +32,22 @@ export function createRecordStatusStore(objects: RecordObjects): StatusStore {
     recent.set(id, record);
   }
 
-  /** Reads in flight per id; a write or delete of the id marks them stale, so their answer is not kept. */
-  const reading = new Map<string, Set<{ stale: boolean }>>();
-  function changing(id: string): void {
-    for (const read of reading.get(id) ?? []) read.stale = true;
-  }
+  /** A write or delete of an id makes a read of it in flight stale: its answer is not kept. */
+  const reads = trackOverlappingReads();
+  const changing = (id: string) => reads.changing(id);
 
   async function get(id: string): Promise<StatusRecord | undefined> {
     const known = recent.get(id);
     if (known !== undefined) return known ?? undefined;
-    const read = { stale: false };
-    let reads = reading.get(id);
-    if (!reads) reading.set(id, (reads = new Set()));
-    reads.add(read);
-    try {
-      const text = await objects.read(id);
-      const record = text === undefined ? null : (JSON.parse(text) as StatusRecord);
-      if (!read.stale) remember(id, record);
-      return record ?? undefined;
-    } finally {
-      reads.delete(read);
-      if (reads.size === 0) reading.delete(id);
-    }
+    const record = await reads.read(
+      id,
+      async () => {
+        const text = await objects.read(id);
+        return text === undefined ? null : (JSON.parse(text) as StatusRecord);
+      },
+      (found) => remember(id, found),
+    );
+    return record ?? undefined;
   }
 
   /** Runs `step` after every earlier update or delete of `id` in this process. */
@@ -87,7 +82,7 @@ export function createRecordStatusStore(objects: RecordObjects): StatusStore {
       return () => events.off(id, listener);
     },
     noRecordFor(id: string): void {
-      if (!recent.has(id) && !reading.has(id)) remember(id, null);
+      if (!recent.has(id) && !reads.isReading(id)) remember(id, null);
     },
   };
 }

@@ -1,4 +1,5 @@
 import { Upload, type DataStore } from '@tus/utils';
+import { trackOverlappingReads } from '../shared/overlapping-reads.js';
 import type { UploadStorage } from '../storage/index.js';
 import { hideCompleteCreationDate } from './upload-state.js';
 
@@ -29,17 +30,16 @@ const WRITES = new Set<PropertyKey>(['create', 'write', 'remove', 'declareUpload
  */
 export function cacheUploadStates(storage: UploadStorage, { maxEntries = 10_000 }: StateCacheOptions = {}): UploadStorage {
   const states = new Map<string, Upload>();
-  /** Reads in flight per id; a write marks them stale so their result is not cached. */
-  const reading = new Map<string, Set<{ stale: boolean }>>();
+  const reads = trackOverlappingReads();
 
   function invalidate(id: string): void {
     states.delete(id);
-    for (const read of reading.get(id) ?? []) read.stale = true;
+    reads.changing(id);
   }
 
   function invalidateAll(): void {
     states.clear();
-    for (const reads of reading.values()) for (const read of reads) read.stale = true;
+    reads.changingAll();
   }
 
   /**
@@ -86,18 +86,7 @@ export function cacheUploadStates(storage: UploadStorage, { maxEntries = 10_000 
       states.set(id, cached);
       return cached;
     }
-    const read = { stale: false };
-    let set = reading.get(id);
-    if (!set) reading.set(id, (set = new Set()));
-    set.add(read);
-    try {
-      const upload = await storage.getUpload(id);
-      if (!read.stale) keep(id, upload);
-      return upload;
-    } finally {
-      set.delete(read);
-      if (set.size === 0) reading.delete(id);
-    }
+    return reads.read(id, () => storage.getUpload(id), (upload) => keep(id, upload));
   }
 
   // Every other member passes through untouched, methods bound to the real objects.
