@@ -58,8 +58,17 @@ export function rememberRemoteAddress(req: Request, address: string | undefined)
 /** Headers that carry credentials: a hook receiver (and its logs, and the queue on disk) never sees them. */
 const CREDENTIAL_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization', 'x-api-key']);
 
+/** Each request's hook view, built once (creation and finish both ask for it). */
+const hookRequests = new WeakMap<Request, HookRequest>();
+
 /** The request as hooks see it: plain data, without credentials, with the verified subject. */
 export function hookRequest(req: Request): HookRequest {
+  let built = hookRequests.get(req);
+  if (!built) hookRequests.set(req, (built = buildHookRequest(req)));
+  return built;
+}
+
+function buildHookRequest(req: Request): HookRequest {
   const headers: Record<string, string> = {};
   req.headers.forEach((value, name) => {
     if (!CREDENTIAL_HEADERS.has(name)) headers[name] = value;
