@@ -33,11 +33,14 @@ export type Job = NewJob &
 
 /**
  * The payload of a `process-upload` job. `streamed` is the digest computed while the bytes
- * arrived (head in base64), carried in the job so whichever instance runs it skips the read.
+ * arrived, carried in the job so whichever instance runs it skips hashing the file. Its first
+ * bytes (for type detection) stay in the memory of the instance that received them: a job
+ * record is a few hundred bytes, not 6 KB, and elsewhere (or after a restart) they are read.
+ * Jobs written before carry them too (`head`, base64).
  */
 export type ProcessUploadPayload = Readonly<{
   id: string;
-  streamed?: Readonly<{ sha256: string; bytes: number; head: string }>;
+  streamed?: Readonly<{ sha256: string; bytes: number; head?: string }>;
 }>;
 
 export type JobStatus = 'pending' | 'done' | 'dead';

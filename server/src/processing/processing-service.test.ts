@@ -11,11 +11,11 @@ import type { HookDispatcher } from '../hooks/hook-dispatcher.js';
 import type { HookEvent, NotifyingHookType } from '../hooks/types.js';
 import { createFileStorage } from '../storage/file-storage.js';
 import { createMemoryLocker } from '../uploads/memory-locker.js';
-import type { UploadStorage } from '../storage/index.js';
+import type { ByteRange, UploadStorage } from '../storage/index.js';
 import { createFileJobQueue } from './file-job-queue.js';
 import { createFileStatusStore } from './file-status-store.js';
 import { within } from './job-queue.contract.js';
-import type { Job, JobQueue } from './job-queue.js';
+import type { Job, JobQueue, NewJob, ProcessUploadPayload } from './job-queue.js';
 import { createProcessing, processingKey } from './processing-service.js';
 import { detectType } from './processors/detect-type.js';
 import { sha256 } from './processors/sha256.js';
@@ -179,6 +179,37 @@ describe('processing service', () => {
     expect(seenWhileRunning).toEqual(['size', 'sha256', 'type']);
     // The quick results before it, its own, then the end state.
     expect(writes.map((w) => w.state)).toEqual(['processing', 'processing', 'done']);
+  });
+
+  it('keeps a streamed upload\'s first bytes in memory, not in its job; a job run elsewhere (or after a restart) reads them', async () => {
+    await putUpload('u1', MP4);
+    const enqueued: NewJob[] = [];
+    const capturing: JobQueue = {
+      ...queue,
+      enqueue: async (job) => {
+        enqueued.push(job);
+        return true;
+      },
+    };
+    let reads = 0;
+    const counting = new Proxy(storage, {
+      get: (target, property) => (property === 'read' ? (id: string, range?: ByteRange) => ((reads += 1), target.read(id, range)) : Reflect.get(target, property, target)),
+    });
+    const make = () => createProcessing({ storage: counting, queue: capturing, statuses, processors: standard(), hooks: hooks.hooks, logger: silent, deleteRejected: false, locker });
+    const here = make();
+    await here.ensure('u1', { sha256: sha(MP4), bytes: MP4.length, head: MP4.subarray(0, 4100) });
+    const payload = enqueued[0]!.payload as ProcessUploadPayload;
+    expect(payload).toEqual({ id: 'u1', streamed: { sha256: sha(MP4), bytes: MP4.length } });
+    expect(JSON.stringify(payload).length).toBeLessThan(200);
+    await here.run({ ...jobFor('u1'), payload });
+    expect((await statuses.get('u1'))?.processors.type).toMatchObject({ result: { detected: 'video/mp4' } });
+    expect(reads).toBe(0);
+
+    // The same job on an instance that never saw the bytes.
+    await putUpload('u2', MP4);
+    await make().run({ ...jobFor('u2'), payload: { id: 'u2', streamed: payload.streamed } });
+    expect((await statuses.get('u2'))?.processors.type).toMatchObject({ result: { detected: 'video/mp4' } });
+    expect(reads).toBe(1);
   });
 
   it('hands each processor the results of the ones before it', async () => {

@@ -34,6 +34,9 @@ export type ProcessingDeps = Readonly<{
 
 export const processingKey = (id: string) => `process:${id}`;
 
+/** Heads kept between the finish and the job (4 KiB each at most). */
+const KEPT_HEADS = 1_000;
+
 /** Where the hook dispatcher queues an upload's post-process delivery for each target (hook-dispatcher.ts's keys and groups). */
 const HOOK_TARGETS = ['library', 'http'] as const;
 const postProcessKey = (target: string, id: string) => `hook:${target}:post-process:${id}`;
@@ -70,9 +73,16 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
   // A removal without the lock could run under a PATCH or a DELETE of the same upload.
   if (deleteRejected && !locker) throw new Error('createProcessing: deleteRejected needs the upload locker');
   if (deleteAfterProcessing && !locker) throw new Error('createProcessing: deleteAfterProcessing needs the upload locker');
-  /** `streamed`: the digest computed while the bytes arrived, carried durably in the job. */
+  /** First bytes of uploads streamed in here, until their job runs (the least recent dropped first: then read). */
+  const heads = new Map<string, Buffer>();
+
+  /** `streamed`: the digest computed while the bytes arrived, carried durably in the job (its head in memory). */
   async function ensure(id: string, streamed?: StreamedDigest): Promise<boolean> {
-    const payload: ProcessUploadPayload = streamed ? { id, streamed: { sha256: streamed.sha256, bytes: streamed.bytes, head: streamed.head.toString('base64') } } : { id };
+    if (streamed) {
+      if (heads.size >= KEPT_HEADS) heads.delete(heads.keys().next().value as string);
+      heads.set(id, streamed.head);
+    }
+    const payload: ProcessUploadPayload = streamed ? { id, streamed: { sha256: streamed.sha256, bytes: streamed.bytes } } : { id };
     return queue.enqueue({ key: processingKey(id), group: processingKey(id), kind: 'process-upload', payload });
   }
 
@@ -195,7 +205,10 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
 
   async function processUpload(job: Job): Promise<void> {
     const { id, streamed: carried } = job.payload as ProcessUploadPayload;
-    const streamed = carried ? { sha256: carried.sha256, bytes: carried.bytes, head: Buffer.from(carried.head, 'base64') } : undefined;
+    // Without the head (another instance, a restart), type detection reads the file's first bytes.
+    const head = carried?.head !== undefined ? Buffer.from(carried.head, 'base64') : (heads.get(id) ?? Buffer.alloc(0));
+    heads.delete(id);
+    const streamed = carried ? { sha256: carried.sha256, bytes: carried.bytes, head } : undefined;
     let upload: Upload;
     try {
       upload = await storage.getUpload(id);
