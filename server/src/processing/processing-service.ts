@@ -34,8 +34,11 @@ export type ProcessingDeps = Readonly<{
 
 export const processingKey = (id: string) => `process:${id}`;
 
-/** Heads kept between the finish and the job (4 KiB each at most). */
-const KEPT_HEADS = 1_000;
+/**
+ * Heads kept between the finish and the job (4 KiB each at most, 16 MiB in all: less than the
+ * same jobs' payloads held when they carried them): a burst of small uploads queues thousands.
+ */
+const KEPT_HEADS = 4_096;
 
 /** Where the hook dispatcher queues an upload's post-process delivery for each target (hook-dispatcher.ts's keys and groups). */
 const HOOK_TARGETS = ['library', 'http'] as const;
