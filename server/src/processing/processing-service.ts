@@ -288,10 +288,10 @@ export function createProcessing({ storage, queue, statuses, processors, hooks, 
     const metadata = info.metadata;
     /**
      * Results of quick steps (not wanted, or answered at once: see Processor.quick) are written
-     * with the next write or the end state, not one write each (seven for a small upload, once),
-     * and after a crash they are recomputed for nothing. Before any
-     * other step runs they are written (the status shows them while it runs, a kill keeps
-     * them), and so is its own result: a restart resumes after real work.
+     * with the next write or the end state, not one write each (a small upload once took
+     * seven), and after a crash they are recomputed for nothing. Before any other step runs
+     * they are written (the status shows them while it runs, a kill keeps them), and so is its
+     * own result: a restart resumes after real work.
      */
     let unrecorded: Record<string, ProcessorRecord> = {};
     const record = (change: (current: StatusRecord) => StatusRecord) => {

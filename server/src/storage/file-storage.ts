@@ -63,10 +63,8 @@ class TrackedFileStore extends FileStore {
    * size is the offset HEAD reports.
    */
   override async write(readable: Readable, id: string, offset: number): Promise<number> {
-    const file = path.join(this.root, id);
-    if (!isPathInsideDirectory(this.root, file)) throw ERRORS.FILE_NOT_FOUND;
     // The file stream counts what reached the file: no counting stage per chunk in between.
-    const destination = fs.createWriteStream(file, { flags: 'r+', start: offset });
+    const destination = fs.createWriteStream(this.dataPath(id), { flags: 'r+', start: offset });
     try {
       await pipeline(readable, destination);
     } catch (error) {
@@ -84,7 +82,7 @@ class TrackedFileStore extends FileStore {
    */
   async markSettled(id: string): Promise<void> {
     const marker = this.settledPath(id);
-    const record = path.join(this.root, `${id}.json`);
+    const record = `${this.dataPath(id)}.json`;
     try {
       await fsp.link(record, marker);
     } catch (error) {
